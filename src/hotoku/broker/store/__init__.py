@@ -1,0 +1,1 @@
+"""Storage for the broker: one interface, SQLite and PostgreSQL behind it."""
