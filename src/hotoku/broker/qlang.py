@@ -37,19 +37,14 @@ TARGET_MEMBERS = ("value", "object", "vocab", "json", "valueList", "objectList")
 ORDERING_OPS = (">=", "<=", ">", "<")
 _OPERATORS = ("==", "!~=", "!=", "~=", *ORDERING_OPS)  # prefixes after the ops they start
 _NAME_EXTRA = frozenset("_-:/#")  # beyond letters/digits: compact and URN-style IRIs
-_BARE_STOP = frozenset(';|(),"')
+_BARE = re.compile(r'(?:[^;|(),".]|\.(?!\.))*')  # an unquoted value ends at a delimiter or ".."
 _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIME = re.compile(r"\d{2}:\d{2}:\d{2}(\.\d+)?Z?")
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:\S+")
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
-_ORDER: dict[str, Callable[[Any, Any], bool]] = {
-    ">=": operator.ge,
-    "<=": operator.le,
-    ">": operator.gt,
-    "<": operator.lt,
-}
+_ORDER = dict(zip(ORDERING_OPS, (operator.ge, operator.le, operator.gt, operator.lt), strict=True))
 
 
 @dataclass(frozen=True)
@@ -194,16 +189,16 @@ class _Parser:
         return node
 
     def disjunction(self) -> Any:
-        items = [self.conjunction()]
-        while self.take(self.or_op):
-            items.append(self.conjunction())
-        return items[0] if len(items) == 1 else Or(tuple(items))
+        return self.chain(self.or_op, self.conjunction, Or)
 
     def conjunction(self) -> Any:
-        items = [self.primary()]
-        while self.take(";"):
-            items.append(self.primary())
-        return items[0] if len(items) == 1 else And(tuple(items))
+        return self.chain(";", self.primary, And)
+
+    def chain(self, separator: str, operand: Callable[[], Any], combine: type[And | Or]) -> Any:
+        items = [operand()]
+        while self.take(separator):
+            items.append(operand())
+        return items[0] if len(items) == 1 else combine(tuple(items))
 
     def primary(self) -> Any:
         if not self.take("("):
@@ -271,13 +266,9 @@ class _QParser(_Parser):
         start = self.pos
         if self.text.startswith('"', start):
             return self.quoted(), "string"
-        while (
-            self.pos < len(self.text)
-            and self.text[self.pos] not in _BARE_STOP
-            and not self.text.startswith("..", self.pos)
-        ):
-            self.pos += 1
-        token = self.text[start : self.pos]
+        bare = _BARE.match(self.text, start)
+        token = bare.group() if bare else ""
+        self.pos += len(token)
         if not token:
             raise self.error(f"expected a value but found {self.found()}")
         if token in ("true", "false"):

@@ -152,30 +152,35 @@ class _Sqlite(_Dialect):
 class _Postgres(_Dialect):
     _TYPES: ClassVar[dict[str, str]] = {"number": "number", "string": "string", "bool": "boolean"}
 
-    def target(self, col: str, loc: Location, member: str) -> str:
-        base = self.bind([str(s) for s in loc.base])
-        keys = "".join(f" -> CAST({self.bind(k)} AS text)" for k in loc.keys)  # never an array index
-        return f"(({col} #> (CAST({base} AS text[]) || {member})){keys})"
+    def located(self, loc: Location) -> tuple[str, str]:
+        """The instance path as a text[] expression, and the ``->`` chain for the JSON keys."""
+        base = f"CAST({self.bind([str(s) for s in loc.base])} AS text[])"
+        return base, "".join(f" -> CAST({self.bind(k)} AS text)" for k in loc.keys)  # never an index
+
+    def members(self, loc: Location) -> str:
+        return f"unnest(CAST({self.bind(list(loc.members))} AS text[])) AS m(k)"
 
     def rows(self, col: str, loc: Location) -> str:
-        members = f"unnest(CAST({self.bind(list(loc.members))} AS text[])) AS m(k)"
+        base, keys = self.located(loc)
         sql = (
             "SELECT CASE WHEN jsonb_typeof(x.e) = 'object' THEN x.e -> '@value' ELSE x.e END AS v "
-            f"FROM {members}, jsonb_path_query({self.target(col, loc, 'm.k')}, 'lax $[*]') AS x(e)"
+            f"FROM {self.members(loc)}, "
+            f"jsonb_path_query(({col} #> ({base} || m.k)){keys}, 'lax $[*]') AS x(e)"
         )
         if loc.bare:
-            lang = self.target(col, loc, "ARRAY['languageMap']")
             sql += (
-                f" UNION ALL SELECT y.e FROM jsonb_path_query({lang}, 'strict $.**') AS y(e) "
-                "WHERE jsonb_typeof(y.e) = 'string'"
+                f" UNION ALL SELECT y.e FROM jsonb_path_query({col} #> ({base} || ARRAY['languageMap']), "
+                "'strict $.**') AS y(e) WHERE jsonb_typeof(y.e) = 'string'"
             )
         return sql
 
     def exists(self, col: str, loc: Location) -> str:
+        base, keys = self.located(loc)
         if loc.bare:
-            return f"({col} #> CAST({self.bind([str(s) for s in loc.base])} AS text[])) IS NOT NULL"
-        members = f"unnest(CAST({self.bind(list(loc.members))} AS text[])) AS m(k)"
-        return f"EXISTS (SELECT 1 FROM {members} WHERE {self.target(col, loc, 'm.k')} IS NOT NULL)"
+            return f"({col} #> {base}) IS NOT NULL"
+        return (
+            f"EXISTS (SELECT 1 FROM {self.members(loc)} WHERE (({col} #> ({base} || m.k)){keys}) IS NOT NULL)"
+        )
 
     def is_kind(self, kind: str) -> str:
         return f"jsonb_typeof(q.v) = '{self._TYPES[kind]}'"
@@ -213,10 +218,10 @@ def _matches(d: _Dialect, value: Scalar | Range | tuple[Scalar, ...]) -> str:
 
 
 def _comparison(d: _Dialect, col: str, node: Comparison, expand: Callable[[str], str]) -> str:
-    loc = locate(node.path, expand)
+    rows = d.rows(col, locate(node.path, expand))
 
     def any_row(condition: str) -> str:
-        return f"EXISTS (SELECT 1 FROM ({d.rows(col, loc)}) AS q WHERE {condition})"
+        return f"EXISTS (SELECT 1 FROM ({rows}) AS q WHERE {condition})"
 
     if node.op in ("~=", "!~="):
         hit = any_row(d.matches_regex(str(node.value)))

@@ -78,7 +78,7 @@ def query_entities(
 
 
 @router.get("/entities/{entity_id}", summary="Retrieve an entity")
-def retrieve_entity(
+async def retrieve_entity(  # async: a point lookup is cheaper than the hop to the thread pool
     request: Request, entity_id: str, attrs: str | None = None, pick: str | None = None,
     omit: str | None = None, type: str | None = None, options: str | None = None,
     format: str | None = None, lang: str | None = None, geometryProperty: str | None = None,

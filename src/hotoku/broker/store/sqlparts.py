@@ -16,9 +16,7 @@ import orjson
 from hotoku.broker import qsql
 from hotoku.broker.errors import BadRequestData
 from hotoku.broker.geo import GeoQuery
-from hotoku.broker.model import now_iso
 
-now = now_iso
 
 
 @dataclass
@@ -95,6 +93,7 @@ class Filter:
 class SqlParts:
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
+        self._driver_cache: dict[str, str] = {}
         pg = dialect == "postgresql"
         j = "CAST(:{} AS jsonb)" if pg else ":{}"
         self.upsert_entity_sql = (
@@ -127,6 +126,15 @@ class SqlParts:
                                         "json_group_array(DISTINCT json_extract(j.value, '$[0].type')) AS kinds, count(*) AS n "
                                         "FROM entities e, json_each(e.attrs) j WHERE e.tenant = :t "
                                         "GROUP BY j.key, e.type")
+
+    def driver_sql(self, sql: str) -> str:
+        """``:name`` binds in the driver's own style (sqlite3 takes them as they are; psycopg wants %(name)s)."""
+        if self.dialect == "sqlite":
+            return sql
+        cached = self._driver_cache.get(sql)
+        if cached is None:
+            cached = self._driver_cache[sql] = re.sub(r"(?<!:):(\w+)", r"%(\1)s", sql)
+        return cached
 
     def ids_clause(self, ids: list[str], col: str = "e.id", name: str = "ids") -> tuple[str, dict[str, Any]]:
         if self.dialect == "postgresql":
