@@ -8,7 +8,8 @@ BASE = "/ngsi-ld/v1"
 def building(i: int, **extra: object) -> dict:
     return {"id": f"urn:ngsi-ld:Building:odawara:{i}", "type": "Building",
             "floors": {"type": "Property", "value": i},
-            "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [139.155 + i * 0.001, 35.256]}},
+            "location": {"type": "GeoProperty",
+                         "value": {"type": "Point", "coordinates": [139.155 + i * 0.001, 35.256]}},
             **extra}
 
 

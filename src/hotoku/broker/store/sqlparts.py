@@ -18,7 +18,6 @@ from hotoku.broker.errors import BadRequestData
 from hotoku.broker.geo import GeoQuery
 
 
-
 @dataclass
 class TypeExpr:
     """A parsed type selector: an atom, or ',' / '|' (any of) and ';' (all of)."""
@@ -117,13 +116,15 @@ class SqlParts:
                               "LEFT JOIN LATERAL jsonb_object_keys(e.attrs) k ON true WHERE e.tenant = :t "
                               "GROUP BY e.type")
             self.attribute_stats_sql = ("SELECT k.key AS attr, e.type AS type, "
-                                        "jsonb_agg(DISTINCT k.value->0->>'type') AS kinds, count(*) AS n FROM entities e, "
+                                        "jsonb_agg(DISTINCT k.value->0->>'type') AS kinds, count(*) AS n "
+                                        "FROM entities e, "
                                         "jsonb_each(e.attrs) k WHERE e.tenant = :t GROUP BY k.key, e.type")
         else:
             self.types_sql = ("SELECT e.type AS type, json_group_array(DISTINCT j.key) AS keys FROM entities e "
                               "LEFT JOIN json_each(e.attrs) j WHERE e.tenant = :t GROUP BY e.type")
             self.attribute_stats_sql = ("SELECT j.key AS attr, e.type AS type, "
-                                        "json_group_array(DISTINCT json_extract(j.value, '$[0].type')) AS kinds, count(*) AS n "
+                                        "json_group_array(DISTINCT json_extract(j.value, '$[0].type')) AS kinds, "
+                                        "count(*) AS n "
                                         "FROM entities e, json_each(e.attrs) j WHERE e.tenant = :t "
                                         "GROUP BY j.key, e.type")
 
@@ -201,12 +202,14 @@ class SqlParts:
                    "JOIN entities e ON e.tenant = g.tenant AND e.id = g.entity_id "
                    "WHERE g.tenant = :tenant AND g.attr = :gattr")
             if box:
-                sql += " AND box(point(g.minx, g.miny), point(g.maxx, g.maxy)) && box(point(:gx1, :gy1), point(:gx2, :gy2))"
+                sql += (" AND box(point(g.minx, g.miny), point(g.maxx, g.maxy))"
+                        " && box(point(:gx1, :gy1), point(:gx2, :gy2))")
         else:
             params["gpath"] = qsql_path(attr) + "[0].value"
             if box:
                 sql = ("SELECT e.id AS id, json_extract(e.attrs, :gpath) AS geom FROM geo_rtree r "
-                       "JOIN geo_index g ON g.rid = r.rid JOIN entities e ON e.tenant = g.tenant AND e.id = g.entity_id "
+                       "JOIN geo_index g ON g.rid = r.rid "
+                       "JOIN entities e ON e.tenant = g.tenant AND e.id = g.entity_id "
                        "WHERE r.minx <= :gx2 AND r.maxx >= :gx1 AND r.miny <= :gy2 AND r.maxy >= :gy1 "
                        "AND g.tenant = :tenant AND g.attr = :gattr")
             else:
