@@ -197,8 +197,8 @@ def bench_backend(backend: str, *, quick: bool, pg_url: str, progress: bool, wor
         bodies = [orjson.dumps(b) for b in batches]
         ureqs = [build_request("POST", hp, "/ngsi-ld/v1/entityOperations/upsert",
                                {**auth, "Content-Type": "application/json"}, body) for body in bodies]
-        # one sender per worker process, so parsing in one overlaps writing in another
-        res = run_load(host, port, lambda i: ureqs[i], concurrency=workers, total=len(ureqs), max_seconds=600)
+        # two senders (or one per worker), so one batch's parsing overlaps another's writing
+        res = run_load(host, port, lambda i: ureqs[i], concurrency=max(2, workers), total=len(ureqs), max_seconds=600)
         out["upsert_entities_per_s"] = round(n / res.seconds)
         out["upsert_errors"] = res.errors
         log(progress, f"[{backend}] raw executemany of the same rows")

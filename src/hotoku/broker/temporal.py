@@ -26,7 +26,8 @@ INSTANCE_PREFIX = "urn:ngsi-ld:attribute:instance:"
 #: The member of the simplified representation (4.5.9) holding each target member's pairs.
 PLURAL = {"value": "values", "object": "objects", "languageMap": "languageMaps", "vocab": "vocabs",
           "valueList": "valueLists", "objectList": "objectLists", "json": "jsons"}
-_DURATION = re.compile(r"^P(?:(\d+)W|(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?)$")
+_DURATION = re.compile(r"^P(?:(\d+)W|(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?"
+                       r"(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?)$")
 _BAD_NAME = set("<>\"'=;()& ?/#")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from hotoku.broker import ops
 from hotoku.broker.api.deps import Ctx, make_ctx, make_view, parse_options, read_json
@@ -51,7 +52,10 @@ async def _batch(request: Request, op: Op, *, parse: Callable[[Ctx, Any, str], A
             errors.append(_error(eid, exc))
     success: list[str] = []
     created = False
-    if parsed:
+
+    def transact() -> bool:
+        """The locked part; runs in a worker thread so the next request's parsing overlaps it."""
+        made = False
         with svc.store.write() as tx:
             state: dict[str, Entity | None] = dict(tx.load(ctx.tenant, list({e for e, _ in parsed})))
             changes: list[ops.Change] = []
@@ -61,11 +65,15 @@ async def _batch(request: Request, op: Op, *, parse: Callable[[Ctx, Any, str], A
                 except NgsiError as exc:
                     errors.append(_error(eid, exc))
                     continue
-                created = created or (ch.before is None and ch.after is not None)
+                made = made or (ch.before is None and ch.after is not None)
                 state[eid] = ch.after
                 changes.append(ch)
                 success.append(eid)
             tx.apply(ctx.tenant, changes, svc.notifier.outbox_for(ctx.tenant, changes))
+        return made
+
+    if parsed:
+        created = await run_in_threadpool(transact)
         svc.notifier.wake()
     if errors:
         return Response(orjson.dumps({"success": success, "errors": errors}), status_code=207,

@@ -94,9 +94,9 @@ def make_ctx(request: Request, body: Any = None, *, geo: bool = False) -> Ctx:
                                  "not in a Link header", field="Link")
         items = body if isinstance(body, list) else [body]
         ctxs = [i.get("@context") for i in items if isinstance(i, dict)]
-        if not ctxs or any(c is None for c in ctxs):
+        if ctxs and any(c is None for c in ctxs):
             raise BadRequestData("application/ld+json payloads must carry @context", field="@context")
-        ctx_value = ctxs[0]
+        ctx_value = ctxs[0] if ctxs else None  # an array of ids (batch delete) needs no context
     else:
         ctx_value = link_header_context(link)
     terms = svc.contexts.resolve(ctx_value)
