@@ -98,3 +98,19 @@ def test_tenants_are_isolated(client) -> None:
     assert client.get(f"{BASE}/entities/urn:ngsi-ld:Building:odawara:1").status_code == 404
     r = client.get(f"{BASE}/entities/urn:ngsi-ld:Building:odawara:1", headers={"NGSILD-Tenant": "kuno"})
     assert r.status_code == 200
+
+
+def test_geo_index_follows_moves_and_deletes(client) -> None:
+    eid = "urn:ngsi-ld:Building:odawara:3"
+    client.post(f"{BASE}/entities", json=building(3))
+    near = {"type": "Building", "georel": "near;maxDistance==50", "geometry": "Point"}
+    at_old = {**near, "coordinates": "[139.158,35.256]"}
+    at_new = {**near, "coordinates": "[139.2,35.3]"}
+    client.patch(f"{BASE}/entities/{eid}/attrs/floors", json={"value": 4})  # not a move: index unchanged
+    assert [e["id"] for e in client.get(f"{BASE}/entities", params=at_old).json()] == [eid]
+    client.patch(f"{BASE}/entities/{eid}/attrs/location",
+                 json={"value": {"type": "Point", "coordinates": [139.2, 35.3]}})
+    assert client.get(f"{BASE}/entities", params=at_old).json() == []
+    assert [e["id"] for e in client.get(f"{BASE}/entities", params=at_new).json()] == [eid]
+    client.delete(f"{BASE}/entities/{eid}")
+    assert client.get(f"{BASE}/entities", params=at_new).json() == []

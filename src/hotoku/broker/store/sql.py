@@ -72,8 +72,12 @@ class ChangeRows:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _has_geo(e: Entity) -> bool:
-    return any(i and i[0].get("type") == "GeoProperty" for i in e.attrs.values())
+def _geo_values(e: Entity | None) -> dict[str, Any]:
+    """The indexed geometries of an entity: each GeoProperty's default instance value."""
+    if e is None:
+        return {}
+    return {a: i[0]["value"] for a, i in e.attrs.items()
+            if i and i[0].get("type") == "GeoProperty" and isinstance(i[0].get("value"), dict)}
 
 
 def _history_row(tenant: str, eid: str, etype: str, attr: str, inst: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +91,9 @@ def change_rows(tenant: str, changes: list[Change]) -> ChangeRows:
     rows = ChangeRows()
     for ch in changes:
         e = ch.after
-        if ch.before is not None and _has_geo(ch.before):
+        old_geo, new_geo = _geo_values(ch.before), _geo_values(e)
+        geo_changed = old_geo != new_geo  # most updates (a meter's reading) leave the index alone
+        if old_geo and geo_changed:
             rows.geo_del.append({"tenant": tenant, "id": ch.id})
         if e is None:
             rows.deletes.append({"tenant": tenant, "id": ch.id})
@@ -98,10 +104,9 @@ def change_rows(tenant: str, changes: list[Change]) -> ChangeRows:
                 "scopes": dumps(e.scopes) if e.scopes else None,
                 "created_at": e.created_at, "modified_at": e.modified_at, "attrs": dumps(e.attrs),
             })
-            for attr, insts in e.attrs.items():
-                first = insts[0]
-                if first.get("type") == "GeoProperty" and isinstance(first.get("value"), dict):
-                    minx, miny, maxx, maxy = geo.bbox(first["value"])
+            if geo_changed:
+                for attr, value in new_geo.items():
+                    minx, miny, maxx, maxy = geo.bbox(value)
                     rows.geo.append({"tenant": tenant, "entity_id": e.id, "attr": attr,
                                      "minx": minx, "miny": miny, "maxx": maxx, "maxy": maxy})
         last = e or ch.before
