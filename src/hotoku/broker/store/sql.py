@@ -153,6 +153,7 @@ class SqlStore:
         self.dialect = "postgresql" if url.startswith("postgresql") else "sqlite"
         self.parts = sqlparts.SqlParts(self.dialect)
         self.engine = self._make_engine(url, pool_size)
+        self._get_sql = self.parts.driver_sql(f"SELECT {ENTITY_COLS} FROM entities e WHERE e.tenant = :t AND e.id = :id")
         self.write_lock = threading.Lock()  # SQLite has one writer; queue writers in-process, not in busy loops
 
     # --- set-up -----------------------------------------------------------------------------------------
@@ -256,10 +257,20 @@ class SqlStore:
 
     # --- reading ---------------------------------------------------------------------------------------
     def get(self, tenant: str, eid: str) -> Entity | None:
-        with self.read() as conn:
-            row = conn.execute(text(f"SELECT {ENTITY_COLS} FROM entities e WHERE e.tenant = :t AND e.id = :id"),
-                               {"t": tenant, "id": eid}).first()
-        return row_to_entity(row) if row else None
+        """Retrieve by id: the hottest read, so it goes straight to a pooled driver connection."""
+        dbapi = self.engine.raw_connection()
+        try:
+            cur = dbapi.cursor()
+            cur.execute(self._get_sql, {"t": tenant, "id": eid})
+            row = cur.fetchone()
+            cur.close()
+        finally:
+            dbapi.close()  # back to the pool (rolled back there on PostgreSQL)
+        if row is None:
+            return None
+        rid, rtype, types, scopes, created, modified, attrs = row
+        return Entity(rid, _loads(types) if types is not None else [rtype], _loads(attrs),
+                      _loads(scopes) if scopes is not None else None, created, modified)
 
     def query(self, tenant: str, f: Filter, *, limit: int, offset: int = 0, count: bool = False) -> Page:
         where, params = self.parts.where(tenant, f)
