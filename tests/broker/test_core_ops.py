@@ -15,7 +15,7 @@ TERMS = ContextResolver().resolve(None)
 VOCAB = "https://uri.etsi.org/ngsi-ld/default-context/"
 
 
-def ev(**attrs: object):  # noqa: ANN201
+def ev(**attrs: object):
     return parse_entity({"id": "urn:ngsi-ld:Vehicle:odawara:leaf-01", "type": "Vehicle", **attrs}, TERMS, now=T0)
 
 

@@ -7,6 +7,7 @@ rejected before anything is stored.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -36,8 +37,14 @@ class Terms(Protocol):
     def compact(self, iri: str) -> str: ...
 
 
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]*$")
+_UTC_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$")
+_BAD_NAME = re.compile(r"[<>\"'=;()& ?/#]")
+_GOOD_NAMES: set[str] = set()  # names already checked: attribute names repeat across a batch
+
+
 def is_uri(value: object) -> bool:
-    return isinstance(value, str) and ":" in value and not any(c in value for c in " <>\"{}|\\^`")
+    return isinstance(value, str) and _URI.match(value) is not None
 
 
 def check_uri(value: object, field: str) -> str:
@@ -49,6 +56,8 @@ def check_uri(value: object, field: str) -> str:
 def check_datetime(value: object, field: str) -> str:
     if not isinstance(value, str):
         raise BadRequestData(f"{field} must be an ISO 8601 date-time string", field=field)
+    if _UTC_MS.match(value):  # already in the stored form, or only missing its milliseconds
+        return value if len(value) == 24 else value[:-1] + ".000Z"
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -102,8 +111,11 @@ def parse_attributes(body: dict[str, Any], terms: Terms, *, now: str, allow_null
     for name, raw in body.items():
         if name in ENTITY_MEMBERS:
             continue
-        if not name or any(c in name for c in "<>\"'=;()& ?/#"):
-            raise BadRequestData(f"attribute name {name!r} is not allowed", field=prefix + name)
+        if name not in _GOOD_NAMES:
+            if not name or _BAD_NAME.search(name):
+                raise BadRequestData(f"attribute name {name!r} is not allowed", field=prefix + name)
+            if len(_GOOD_NAMES) < 100_000:
+                _GOOD_NAMES.add(name)
         attrs[terms.expand(name)] = parse_instances(raw, name, terms, now=now, allow_null=allow_null,
                                                     field=prefix + name)
     return attrs
