@@ -70,11 +70,11 @@ async def _batch(request: Request, op: Op, *, parse: Callable[[Ctx, Any, str], A
                 changes.append(ch)
                 success.append(eid)
             tx.apply(ctx.tenant, changes, svc.notifier.outbox_for(ctx.tenant, changes))
+        svc.notifier.wake()  # on this thread: the notifier tracks what this thread queued
         return made
 
     if parsed:
         created = await run_in_threadpool(transact)
-        svc.notifier.wake()
     if errors:
         return Response(orjson.dumps({"success": success, "errors": errors}), status_code=207,
                         media_type="application/json")
