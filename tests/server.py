@@ -9,6 +9,7 @@ not (SIGKILL) and start it again on the same database and port.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -112,13 +113,23 @@ class LiveServer:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            self._signal(signal.SIGKILL if kill else signal.SIGTERM)
             try:
                 self.proc.wait(timeout=STOP_DEADLINE_S)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self._signal(signal.SIGKILL)
                 self.proc.wait(timeout=STOP_DEADLINE_S)
+        elif kill:
+            self._signal(signal.SIGKILL)  # the supervisor is gone; its workers may not be
         self.proc = None
+
+    def _signal(self, sig: signal.Signals) -> None:
+        # The server leads its own process group (start_new_session), so signal the group:
+        # with HOTOKU_WORKERS > 1 a SIGKILL to the uvicorn supervisor alone would leave its
+        # worker processes running, holding the port and the database.
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):  # already gone
+            os.killpg(self.proc.pid, sig)
 
     def kill(self) -> None:
         self.stop(kill=True)

@@ -12,7 +12,7 @@ import pytest
 # already puts tests/ on sys.path for tests/conftest.py, but say so rather than rely on it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server import LiveServer  # noqa: E402
+from server import LiveServer
 
 LIVE_TOKEN = "live-admin-token"
 
@@ -24,10 +24,8 @@ def live_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Live
     For PostgreSQL the ``pg_url`` schema is requested first so that it is dropped only
     after the server (and its connections) are gone.
     """
-    if request.param == "sqlite":
-        db = f"sqlite:///{tmp_path / 'hotoku.db'}"
-    else:
-        db = request.getfixturevalue("pg_url")
+    db = (f"sqlite:///{tmp_path / 'hotoku.db'}" if request.param == "sqlite"
+          else request.getfixturevalue("pg_url"))
     server = LiveServer(db, tmp_path / "data", LIVE_TOKEN)
     server.start()
     try:

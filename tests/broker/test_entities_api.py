@@ -114,3 +114,11 @@ def test_geo_index_follows_moves_and_deletes(client) -> None:
     assert [e["id"] for e in client.get(f"{BASE}/entities", params=at_new).json()] == [eid]
     client.delete(f"{BASE}/entities/{eid}")
     assert client.get(f"{BASE}/entities", params=at_new).json() == []
+
+
+def test_nul_characters_are_refused_not_500(client) -> None:
+    r = client.post(f"{BASE}/entities", content=b'{"id":"urn:a:2","type":"T","x":"a\\u0000b"}',
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["field"] == "body"
+    assert client.get(f"{BASE}/entities", params={"type": "T", "attrs": "A\x00B"}).status_code == 400
+    assert client.get(f"{BASE}/entities/urn:a:%00").status_code == 400

@@ -41,8 +41,8 @@ def problem(exc: NgsiError) -> Response:
     return Response(orjson.dumps(exc.problem()), status_code=exc.status, media_type="application/json")
 
 
-class BodyLimit:
-    """Refuse bodies above the limit, whether or not Content-Length tells their size."""
+class RequestGuard:
+    """Refuse NUL characters in the URL, and bodies above the limit whether or not Content-Length tells their size."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
@@ -50,6 +50,10 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+            # NUL cannot be stored in PostgreSQL text or used in a JSON path: refuse it up front
+            return await problem(BadRequestData("the URL contains a NUL character (%00)", field="url"))(
+                scope, receive, send)
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
                 return await problem(PayloadTooLarge(f"the body is larger than {self.max_bytes} bytes",
@@ -145,5 +149,5 @@ def create_broker_app(settings: Settings, services: Services | None = None) -> F
     def health() -> dict[str, str]:
         return {"status": "ok", "database": svc.store.dialect}
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
     return app

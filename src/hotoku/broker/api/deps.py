@@ -111,9 +111,22 @@ async def read_json(request: Request, *, allow: tuple[str, ...] = (JSON, LD_JSON
     if not raw:
         raise InvalidRequest("the request body is empty", field="body")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"the body is not valid JSON: {exc}", field="body") from None
+    if b"\\u0000" in raw and _has_nul(body):  # JSON spells NUL only so; PostgreSQL text cannot hold it
+        raise BadRequestData("the body contains a NUL character (\\u0000)", field="body")
+    return body
+
+
+def _has_nul(node: Any) -> bool:
+    if isinstance(node, str):
+        return "\x00" in node
+    if isinstance(node, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in node.items())
+    if isinstance(node, list):
+        return any(_has_nul(v) for v in node)
+    return False
 
 
 def parse_options(options: str | None) -> set[str]:
