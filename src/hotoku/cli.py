@@ -124,3 +124,7 @@ def bench_broker(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()
