@@ -16,10 +16,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hotoku.broker.api import batch, discovery, entities, jsonld_contexts
+from hotoku.broker.api import batch, discovery, entities, jsonld_contexts, subscriptions_api, temporal_api
 from hotoku.broker.auth import Authenticator
 from hotoku.broker.context import ContextResolver
 from hotoku.broker.errors import BadRequestData, NgsiError, PayloadTooLarge
+from hotoku.broker.notifier import SubscriptionNotifier
 from hotoku.broker.notify_base import NoNotifier, Notifier
 from hotoku.broker.store.sql import SqlStore
 from hotoku.settings import Settings
@@ -93,11 +94,7 @@ def build_services(settings: Settings, notifier_factory: Any = None) -> Services
 
 
 def default_notifier(svc: Services) -> Notifier:
-    try:
-        from hotoku.broker.notifier import SubscriptionNotifier
-    except ImportError:  # subscriptions not installed in this build
-        return NoNotifier()
-    return SubscriptionNotifier(svc.store, svc.settings)
+    return SubscriptionNotifier(svc.store, svc.settings, svc.contexts)
 
 
 def create_broker_app(settings: Settings, services: Services | None = None) -> FastAPI:
@@ -120,14 +117,9 @@ def create_broker_app(settings: Settings, services: Services | None = None) -> F
     app = FastAPI(title="hotoku NGSI-LD broker", version="0.1.0", lifespan=lifespan, docs_url=None,
                   redoc_url=None, description="The town's data linkage platform (都市OS), ETSI GS CIM 009 v1.8.")
     app.state.services = svc
-    for r in (entities.router, batch.router, discovery.router, jsonld_contexts.router):
+    for r in (entities.router, batch.router, discovery.router, jsonld_contexts.router, subscriptions_api.router,
+              temporal_api.router):
         app.include_router(r, prefix=PREFIX)
-    for mod in ("subscriptions_api", "temporal_api"):
-        try:
-            m = __import__(f"hotoku.broker.api.{mod}", fromlist=["router"])
-            app.include_router(m.router, prefix=PREFIX)
-        except ImportError:
-            pass
 
     @app.exception_handler(NgsiError)
     async def _ngsi(_req: Request, exc: NgsiError) -> Response:
