@@ -153,7 +153,8 @@ class SqlStore:
         self.dialect = "postgresql" if url.startswith("postgresql") else "sqlite"
         self.parts = sqlparts.SqlParts(self.dialect)
         self.engine = self._make_engine(url, pool_size)
-        self._get_sql = self.parts.driver_sql(f"SELECT {ENTITY_COLS} FROM entities e WHERE e.tenant = :t AND e.id = :id")
+        self._get_sql = self.parts.driver_sql(
+            f"SELECT {ENTITY_COLS} FROM entities e WHERE e.tenant = :t AND e.id = :id")
         self.write_lock = threading.Lock()  # SQLite has one writer; queue writers in-process, not in busy loops
 
     # --- set-up -----------------------------------------------------------------------------------------
