@@ -218,7 +218,11 @@ class SqlStore:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self.engine.connect().execution_options(readonly=True) as conn, conn.begin():
+        """A read-only connection. On PostgreSQL in autocommit: no BEGIN/COMMIT round trips per read."""
+        opts: dict[str, Any] = {"readonly": True}
+        if self.dialect == "postgresql":
+            opts["isolation_level"] = "AUTOCOMMIT"
+        with self.engine.connect().execution_options(**opts) as conn, conn.begin():
             yield conn
 
     # --- writing ---------------------------------------------------------------------------------------
@@ -261,12 +265,16 @@ class SqlStore:
         """Retrieve by id: the hottest read, so it goes straight to a pooled driver connection."""
         dbapi = self.engine.raw_connection()
         try:
+            if self.dialect == "postgresql":
+                dbapi.driver_connection.autocommit = True  # one round trip, not BEGIN + SELECT + ROLLBACK
             cur = dbapi.cursor()
             cur.execute(self._get_sql, {"t": tenant, "id": eid})
             row = cur.fetchone()
             cur.close()
         finally:
-            dbapi.close()  # back to the pool (rolled back there on PostgreSQL)
+            if self.dialect == "postgresql":
+                dbapi.driver_connection.autocommit = False
+            dbapi.close()
         if row is None:
             return None
         rid, rtype, types, scopes, created, modified, attrs = row

@@ -207,9 +207,10 @@ class SqlParts:
         else:
             params["gpath"] = qsql_path(attr) + "[0].value"
             if box:
+                # CROSS JOIN fixes the join order: walk the R*Tree first, then look up the few hits
                 sql = ("SELECT e.id AS id, json_extract(e.attrs, :gpath) AS geom FROM geo_rtree r "
-                       "JOIN geo_index g ON g.rid = r.rid "
-                       "JOIN entities e ON e.tenant = g.tenant AND e.id = g.entity_id "
+                       "CROSS JOIN geo_index g ON g.rid = r.rid "
+                       "CROSS JOIN entities e ON e.tenant = g.tenant AND e.id = g.entity_id "
                        "WHERE r.minx <= :gx2 AND r.maxx >= :gx1 AND r.miny <= :gy2 AND r.maxy >= :gy1 "
                        "AND g.tenant = :tenant AND g.attr = :gattr")
             else:
