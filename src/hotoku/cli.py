@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from hotoku.cli_twin import register as register_twin
 from hotoku.settings import Settings, get_settings
 
 app = typer.Typer(help="hotoku: a city OS for zero-carbon digital towns.", no_args_is_help=True)
@@ -15,6 +16,7 @@ bench_app = typer.Typer(help="Measure a district; prints a table, or JSON with -
 token_app = typer.Typer(help="Credentials for the NGSI-LD API.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 app.add_typer(token_app, name="token")
+register_twin(app, bench_app)
 
 
 def _migrate(settings: Settings) -> None:
@@ -78,9 +80,22 @@ def up(
   try it      : curl -H 'Authorization: Bearer {settings.admin_token}' -H 'Content-Type: application/json' \\
                   -d '{{"id":"urn:ngsi-ld:Building:odawara:hall","type":"Building","floors":5}}' {url}/entities
                 curl '{url}/entities?type=Building'
-Reads of open data are anonymous (HOTOKU_ANONYMOUS_READ=false to require a token); writes need the token.
-Press Ctrl+C to stop.""")
-    _run_server(settings, 1)
+Reads of open data are anonymous (HOTOKU_ANONYMOUS_READ=false to require a token); writes need the token.""")
+    stop = None
+    if settings.twin_enabled:
+        from hotoku.live import start_live_town
+
+        _migrate(settings)
+        stop = start_live_town(settings, url.removesuffix("/ngsi-ld/v1"))
+        typer.echo(f"""  town twin   : {settings.twin_scenario} live at {settings.twin_speed:g}x real time, controller \
+{settings.twin_controller}
+                curl '{url}/entities?type=TownEnergyStatus&options=keyValues'""")
+    typer.echo("Press Ctrl+C to stop.")
+    try:
+        _run_server(settings, 1)
+    finally:
+        if stop is not None:
+            stop.set()
 
 
 @token_app.command("create")

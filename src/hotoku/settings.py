@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     notify_timeout_s: float = 5.0
     notify_max_attempts: int = 8
 
+    twin_enabled: bool = Field(True, description="`hotoku up` runs the town twin live against the broker.")
+    twin_scenario: str = Field("odawara-zero-carbon-town", description="Shipped scenario name or YAML path.")
+    twin_speed: float = Field(60.0, description="Simulated seconds per wall-clock second.")
+    twin_controller: str = Field("pv-following", description="Controller that drives the live twin.")
+    twin_town: str = Field("odawara", description="Town part of the twin's entity ids.")
+    twin_seed: int = 1
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             url = self.database_url
