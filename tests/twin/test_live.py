@@ -11,19 +11,18 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server import LiveServer
-
 from hotoku.town import load_scenario
 from hotoku.twin import Simulation, make_controller
 from hotoku.twin.live import BrokerClient, BrokerController, LiveTwin
 from hotoku.twin.ngsi import commands_from_setpoints
+from server import LiveServer
 
 STEPS = 12
 START = "2030-07-01"
 
 
 @pytest.fixture
-def server(tmp_path: Path):  # noqa: ANN201
+def server(tmp_path: Path):
     s = LiveServer(f"sqlite:///{tmp_path / 'live.db'}", tmp_path / "data", "live-token")
     s.start()
     try:
