@@ -53,6 +53,15 @@ def check_uri(value: object, field: str) -> str:
     return value  # type: ignore[return-value]
 
 
+def check_pattern(value: str, field: str) -> str:
+    """A regular expression given by a client must compile before it reaches SQL."""
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise BadRequestData(f"{field} is not a valid regular expression: {exc}", field=field) from None
+    return value
+
+
 def check_datetime(value: object, field: str) -> str:
     if not isinstance(value, str):
         raise BadRequestData(f"{field} must be an ISO 8601 date-time string", field=field)

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from hotoku.broker import geo, qlang
 from hotoku.broker.api.deps import Ctx
 from hotoku.broker.errors import BadRequestData, TooManyResults
+from hotoku.broker.normalize import check_pattern
 from hotoku.broker.render import View, render_collection
 from hotoku.broker.store.sqlparts import Filter, parse_type_expr
 
@@ -26,12 +27,7 @@ def build_filter(ctx: Ctx, *, ids: str | list[str] | None = None, id_pattern: st
     if geoq is not None:
         geoq = _with_expanded_property(geoq, expand(geoq.geoproperty))
     if id_pattern:
-        import re
-
-        try:
-            re.compile(id_pattern)
-        except re.error as exc:
-            raise BadRequestData(f"idPattern is not a valid regular expression: {exc}", field="idPattern") from None
+        check_pattern(id_pattern, "idPattern")
     return Filter(
         ids=[i for i in id_list if i] if id_list else None,
         id_pattern=id_pattern,

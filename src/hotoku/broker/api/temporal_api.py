@@ -17,7 +17,7 @@ from hotoku.broker.api.deps import Ctx, make_ctx, parse_options, read_json
 from hotoku.broker.api.querying import DEFAULT_LIMIT
 from hotoku.broker.errors import BadRequestData, ResourceNotFound, TooManyResults
 from hotoku.broker.model import Instance, now_iso
-from hotoku.broker.normalize import check_uri, parse_instance
+from hotoku.broker.normalize import check_pattern, check_uri, parse_instance
 from hotoku.broker.ops import merge_instance
 from hotoku.broker.store.sqlparts import parse_type_expr
 from hotoku.broker.store.temporal_sql import DEFAULT_MAX_INSTANCES, Selection, TemporalSql
@@ -62,12 +62,7 @@ def _selection(ctx: Ctx, *, ids: list[str] | None = None, id_pattern: str | None
                tq: Any) -> Selection:
     expand = ctx.terms.expand
     if id_pattern:
-        import re
-
-        try:
-            re.compile(id_pattern)
-        except re.error as exc:
-            raise BadRequestData(f"idPattern is not a valid regular expression: {exc}", field="idPattern") from None
+        check_pattern(id_pattern, "idPattern")
     return Selection(
         ids=[i for i in ids if i] or None if ids else None,
         id_pattern=id_pattern or None,
