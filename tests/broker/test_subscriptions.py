@@ -199,6 +199,21 @@ def test_throttling_drops_notifications_inside_the_window(client: TestClient, re
     assert [n["json"]["subscriptionId"] != sid for n in got] == [False, True]
 
 
+def test_time_interval_notifies_current_state_on_a_clock(client: TestClient, receiver: Receiver) -> None:
+    client.post(f"{BASE}/entities", json=ld(building(1, 3)), headers=LD)
+    client.post(f"{BASE}/entities", json=ld(building(2, 30)), headers=LD)
+    subscribe(client, receiver.url, timeInterval=1, q="floors<10",
+              notification={"endpoint": {"uri": receiver.url}, "format": "keyValues"})
+    first = receiver.wait(1)[0]["json"]
+    assert first["triggerReason"] == "timeInterval"
+    assert [(e["id"], e["floors"]) for e in first["data"]] == [("urn:ngsi-ld:Building:1", 3)]
+    set_floors(client, 1, 4)  # a change alone does not notify a periodic subscription ...
+    got = receiver.wait(2)  # ... the next tick does, with the state as it is then
+    assert got[1]["json"]["data"][0]["floors"] == 4
+    sent = [datetime.fromisoformat(n["json"]["notifiedAt"].replace("Z", "+00:00")) for n in got[:2]]
+    assert (sent[1] - sent[0]).total_seconds() >= 0.9  # one per interval, not one per change
+
+
 def test_inactive_and_expired_subscriptions_are_silent(client: TestClient, receiver: Receiver) -> None:
     soon = (datetime.now(UTC) + timedelta(seconds=1.5)).isoformat().replace("+00:00", "Z")
     expiring = subscribe(client, receiver.url, expiresAt=soon)
@@ -257,8 +272,10 @@ def test_crud_and_errors(client: TestClient, receiver: Receiver) -> None:
          "throttling", 400),
         ({"type": "Subscription", "entities": [{"type": "B"}], "expiresAt": "2001-01-01T00:00:00Z",
           "notification": ok_note}, "expiresAt", 400),
-        ({"type": "Subscription", "entities": [{"type": "B"}], "timeInterval": 10, "notification": ok_note},
-         "timeInterval", 422),
+        ({"type": "Subscription", "entities": [{"type": "B"}], "timeInterval": 10, "throttling": 5,
+          "notification": ok_note}, "timeInterval", 400),
+        ({"type": "Subscription", "entities": [{"type": "B"}], "timeInterval": 0, "notification": ok_note},
+         "timeInterval", 400),
     ]:
         r = client.post(f"{BASE}/subscriptions", json=body)
         assert (r.status_code, r.json().get("field")) == (status, field), r.text

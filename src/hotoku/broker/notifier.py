@@ -28,7 +28,8 @@ from hotoku.broker.errors import NgsiError
 from hotoku.broker.model import now_iso
 from hotoku.broker.ops import Change
 from hotoku.broker.store.sql import OutboxRow, SqlStore
-from hotoku.broker.subscriptions import Sub, build_notification, compile_sub, trigger_of
+from hotoku.broker.store.sqlparts import Filter
+from hotoku.broker.subscriptions import Sub, build_notification, compile_sub, selects, trigger_of
 from hotoku.settings import Settings
 
 log = logging.getLogger("hotoku.broker.notifier")
@@ -36,6 +37,8 @@ REFRESH_S = 1.0  # how stale cached status (throttling times) may get
 POLL_S = 0.5  # how often to look for rows other processes wrote
 STATUS_FLUSH_S = 1.0
 BATCH = 100
+PERIODIC_TICK_S = 0.25  # how often the clock of timeInterval subscriptions is read
+PAGE = 1000
 MAX_BACKOFF_S = 60.0
 
 
@@ -119,7 +122,7 @@ class SubscriptionNotifier:
                                                     timeout=settings.context_fetch_timeout_s)
         self._cache: dict[str, tuple[float, tuple[Any, ...], list[Sub]]] = {}
         self._cache_lock = threading.Lock()
-        self._last_sent: dict[tuple[str, str], float] = {}  # throttling, this process's view
+        self._last_sent: dict[tuple[str, str, str], float] = {}  # throttling and periods, this process's view
         self._status: dict[tuple[str, str], _Status] = {}
         self._status_lock = threading.Lock()
         self._last_flush = 0.0
@@ -131,6 +134,7 @@ class SubscriptionNotifier:
         self._pool: ThreadPoolExecutor | None = None
         self._mqtt = _Mqtt(settings.notify_timeout_s)
         self._claim_s = max(60.0, 4 * settings.notify_timeout_s)
+        self._next_periodic = 0.0
 
     # --- the write path ----------------------------------------------------------------------------------
     def invalidate(self, tenant: str | None = None) -> None:
@@ -209,25 +213,67 @@ class SubscriptionNotifier:
 
     def _throttle_ok(self, sub: Sub, now_s: float) -> bool:
         """At most one notification per ``throttling`` seconds; later ones in the window are dropped."""
-        if not sub.throttling:
-            return True
-        key = (sub.tenant, sub.id)
-        last = max(self._last_sent.get(key, 0.0), float(sub.status.get("throttledAt") or 0.0))
-        if now_s - last < sub.throttling:
+        return not sub.throttling or self._claim_window(sub, "throttledAt", sub.throttling, now_s)
+
+    def _claim_window(self, sub: Sub, mark: str, seconds: float, now_s: float) -> bool:
+        """Take the right to notify ``sub`` now if ``seconds`` passed since ``status[mark]``; one winner
+        across worker processes on PostgreSQL (a conditional update), this process on SQLite."""
+        key = (sub.tenant, sub.id, mark)
+        last = max(self._last_sent.get(key, 0.0), float(sub.status.get(mark) or 0.0))
+        if now_s - last < seconds:
             return False
-        if self.store.dialect == "postgresql":  # atomic across worker processes
+        if self.store.dialect == "postgresql":
             with self.store.engine.begin() as conn:
                 won = conn.execute(text(
-                    "UPDATE subscriptions SET status = jsonb_set(status, '{throttledAt}', "
+                    "UPDATE subscriptions SET status = jsonb_set(status, CAST(:path AS text[]), "
                     "to_jsonb(CAST(:now AS double precision))) WHERE tenant = :t AND id = :id AND "
-                    "COALESCE(CAST(status->>'throttledAt' AS double precision), 0) <= :cutoff"),
-                    {"now": now_s, "t": sub.tenant, "id": sub.id, "cutoff": now_s - sub.throttling}).rowcount
+                    "COALESCE(CAST(status->>:mark AS double precision), 0) <= :cutoff"),
+                    {"now": now_s, "t": sub.tenant, "id": sub.id, "cutoff": now_s - seconds, "mark": mark,
+                     "path": [mark]}).rowcount
             if not won:
                 return False
-        else:  # SQLite: the write transaction we are inside already excludes other writers
-            self._note(key, fields={"throttledAt": now_s})
+        else:  # SQLite: one process writes; the status is saved with the next flush
+            self._note((sub.tenant, sub.id), fields={mark: now_s})
         self._last_sent[key] = now_s
         return True
+
+    def _periodic(self) -> None:
+        """timeInterval subscriptions: every interval, the current state of the entities they select."""
+        now_s = time.time()
+        if now_s < self._next_periodic:
+            return
+        self._next_periodic = now_s + PERIODIC_TICK_S
+        with self.store.read() as conn:
+            tenants = [r[0] for r in conn.execute(text("SELECT DISTINCT tenant FROM subscriptions"))]
+        now = now_iso()
+        for tenant in tenants:
+            for sub in self.subscriptions(tenant):
+                if not sub.periodic or not sub.live(now) or not self._claim_window(sub, "periodicAt", sub.periodic,
+                                                                                   now_s):
+                    continue
+                entities = self._selected_now(sub)
+                if not entities:
+                    continue
+                terms = self._terms(sub)
+                body = build_notification(sub, [(Change(e.id, e, e), "timeInterval") for e in entities], terms, now)
+                payload = {"endpoint": sub.body["notification"]["endpoint"], "link": terms.link_url, "body": body}
+                with self.store.write() as tx:
+                    self.store.write_outbox(tx.conn, [OutboxRow(tenant, sub.id, payload, now, now_s)])
+
+    def _selected_now(self, sub: Sub) -> list[Any]:
+        """The entities ``sub`` selects, narrowed in SQL by its selectors' ids, patterns and types."""
+        found: dict[str, Any] = {}
+        for sel, texpr in zip(sub.body.get("entities") or [{}], sub.types or [None], strict=False):
+            f = Filter(ids=[sel["id"]] if "id" in sel else None,
+                       id_pattern=sel.get("idPattern") if "id" not in sel else None, types=texpr)
+            offset = 0
+            while True:
+                page = self.store.query(sub.tenant, f, limit=PAGE, offset=offset)
+                found.update((e.id, e) for e in page.entities if e.id not in found and selects(sub, e))
+                if len(page.entities) < PAGE:
+                    break
+                offset += PAGE
+        return list(found.values())
 
     # --- delivery thread ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -264,6 +310,7 @@ class SubscriptionNotifier:
             self._wake.clear()
             claimed = 0
             try:
+                self._periodic()
                 claimed = self._cycle()
                 self._flush_status()
             except Exception:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hotoku.broker import geo, qlang
-from hotoku.broker.errors import BadRequestData, NgsiError, OperationNotSupported
+from hotoku.broker.errors import BadRequestData, NgsiError
 from hotoku.broker.model import TARGET_MEMBER, Entity
 from hotoku.broker.normalize import Terms, check_datetime, check_uri
 from hotoku.broker.ops import Change
@@ -253,11 +253,8 @@ def check_subscription(sub: dict[str, Any]) -> None:
         raise bad("entities", "give entities, watchedAttributes or both")
     if "notification" not in sub:
         raise bad("notification", "is required")
-    if sub.get("timeInterval") is not None:
-        if sub.get("watchedAttributes") or sub.get("throttling") is not None:
-            raise bad("timeInterval", "cannot be combined with watchedAttributes or throttling")
-        raise OperationNotSupported("periodic notification (timeInterval) is not supported by this broker; "
-                                    "subscribe to changes instead", field="timeInterval")
+    if sub.get("timeInterval") is not None and (sub.get("watchedAttributes") or sub.get("throttling") is not None):
+        raise bad("timeInterval", "cannot be combined with watchedAttributes or throttling")
 
 
 # --- compiled form and matching ----------------------------------------------------------------------------
@@ -282,6 +279,11 @@ class Sub:
     @property
     def throttling(self) -> float:
         return float(self.body.get("throttling") or 0)
+
+    @property
+    def periodic(self) -> float:
+        """timeInterval in seconds; 0 for subscriptions that notify on changes."""
+        return float(self.body.get("timeInterval") or 0)
 
     @property
     def context(self) -> Any:
@@ -363,6 +365,11 @@ def _reason(sub: Sub, ch: Change) -> str | None:
     return None
 
 
+def selects(sub: Sub, e: Entity) -> bool:
+    """Whether ``e`` as it is now falls under ``sub`` (entities, q, scopeQ, geoQ): periodic notifications."""
+    return _selected(sub, e) and _filters_ok(sub, e)
+
+
 def _filters_ok(sub: Sub, e: Entity) -> bool:
     if sub.q is not None:
         qterms = sub.body.get("qTerms") or {}
@@ -381,8 +388,8 @@ def _filters_ok(sub: Sub, e: Entity) -> bool:
 def trigger_of(sub: Sub, ch: Change, now: str) -> str | None:
     """The trigger reason when ``ch`` is to be notified to ``sub``, else None (clause 5.11)."""
     e = ch.after or ch.before
-    if e is None or not sub.live(now) or not _selected(sub, e):
-        return None
+    if e is None or sub.periodic or not sub.live(now) or not _selected(sub, e):
+        return None  # periodic subscriptions notify on their clock, not on changes
     reason = _reason(sub, ch)
     if reason is None or not _filters_ok(sub, e):  # q/geoQ on the new state (the old one for deletions)
         return None
