@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from hotoku.cli_energy import register as register_energy
 from hotoku.cli_twin import register as register_twin
 from hotoku.settings import Settings, get_settings
 
@@ -17,6 +18,7 @@ token_app = typer.Typer(help="Credentials for the NGSI-LD API.", no_args_is_help
 app.add_typer(bench_app, name="bench")
 app.add_typer(token_app, name="token")
 register_twin(app, bench_app)
+register_energy(app, bench_app)
 
 
 def _migrate(settings: Settings) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 import httpx
 
@@ -41,16 +42,28 @@ def _keys(settings: Settings) -> tuple[str, str]:
         store.dispose()
 
 
+def live_controller(name: str, sim: Any) -> Any:
+    """A controller for the live loop. The orchestrator gets the static facts an operator has (the
+    scenario's ratings and the calendar) up front: live observations come from the broker, not a Simulation."""
+    from hotoku.twin import make_controller
+
+    if name == "hotoku":
+        from hotoku.energy.orchestrator import Orchestrator
+
+        return Orchestrator(scenario=sim.scenario, grid=sim.grid)
+    return make_controller(name)
+
+
 def start_live_town(settings: Settings, base: str) -> threading.Event:
     """Start the live twin and its controller in background threads; set the event to stop them."""
     from hotoku.town import load_scenario
-    from hotoku.twin import Simulation, make_controller
+    from hotoku.twin import Simulation
     from hotoku.twin.live import BrokerClient, BrokerController, LiveTwin
 
     stop = threading.Event()
     scenario = load_scenario(settings.twin_scenario)
     sim = Simulation(scenario, seed=settings.twin_seed)
-    controller = make_controller(settings.twin_controller)
+    controller = live_controller(settings.twin_controller, sim)
     twin_key, ctl_key = _keys(settings)
 
     def run() -> None:

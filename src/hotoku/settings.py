@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     twin_enabled: bool = Field(True, description="`hotoku up` runs the town twin live against the broker.")
     twin_scenario: str = Field("odawara-zero-carbon-town", description="Shipped scenario name or YAML path.")
     twin_speed: float = Field(60.0, description="Simulated seconds per wall-clock second.")
-    twin_controller: str = Field("pv-following", description="Controller that drives the live twin.")
+    twin_controller: str = Field("hotoku", description="Controller that drives the live twin (the orchestrator).")
     twin_town: str = Field("odawara", description="Town part of the twin's entity ids.")
     twin_seed: int = 1
 

@@ -11,8 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hotoku.live import live_controller
 from hotoku.town import load_scenario
-from hotoku.twin import Simulation, make_controller
+from hotoku.twin import Simulation
 from hotoku.twin.live import BrokerClient, BrokerController, LiveTwin
 from hotoku.twin.ngsi import commands_from_setpoints
 from server import LiveServer
@@ -31,12 +32,13 @@ def server(tmp_path: Path):
         s.stop()
 
 
-def test_live_run_matches_offline_run(server: LiveServer) -> None:
+@pytest.mark.parametrize("name", ["pv-following", "hotoku"])
+def test_live_run_matches_offline_run(server: LiveServer, name: str) -> None:
     scenario = load_scenario("odawara-zero-carbon-town")
     live_sim = Simulation(scenario, seed=3, start=START, days=1)
-    twin = LiveTwin(live_sim, "odawara", BrokerClient(server.url, server.token), speed=1e9, setpoint_wait_s=10)
+    twin = LiveTwin(live_sim, "odawara", BrokerClient(server.url, server.token), speed=1e9, setpoint_wait_s=30)
     ctl = BrokerController(live_sim.system, "odawara", BrokerClient(server.url, server.token),
-                           make_controller("pv-following"))
+                           live_controller(name, live_sim))
     stop = threading.Event()
     worker = threading.Thread(target=ctl.run, args=(stop,), daemon=True)
     worker.start()
@@ -47,7 +49,7 @@ def test_live_run_matches_offline_run(server: LiveServer) -> None:
         worker.join(5)
 
     offline = Simulation(scenario, seed=3, start=START, days=1)
-    ref = make_controller("pv-following")
+    ref = live_controller(name, offline)
     expected = []
     for _ in range(STEPS):
         sp = ref.decide(offline.observation())

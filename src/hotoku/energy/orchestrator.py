@@ -1,0 +1,209 @@
+"""``hotoku``: the rolling-horizon (MPC) controller. Each step: measure, forecast, solve the LP, apply step one.
+
+It sees only what the twin's ``Observation`` gives an operator, plus static facts: the scenario (ratings,
+links, array orientations) and the calendar, both read once from the simulation it is attached to (or
+given). PV and load come from ``forecast``; cars' needs from the bookings made so far; outages from
+warnings the caller hands it. Only the first period of each plan is applied (Rawlings, Mayne, Diehl 2017,
+Model Predictive Control, ch. 1: receding horizon).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from hotoku.energy.cars import RETURN_SOC, next_booking_bounds
+from hotoku.energy.forecast import ErrorTracker, LoadForecaster, PVForecaster, clear_sky_pv_kw
+from hotoku.energy.model import DispatchModel, Horizon, Plan, reachable_kwh
+from hotoku.energy.network import Network
+from hotoku.energy.objective import Mode, Weights, weights_for
+from hotoku.energy.outage import OutageWarning, expected_down
+from hotoku.energy.solver import LpSolver
+from hotoku.town import Scenario, TimeGrid
+from hotoku.twin.controller import Observation, Setpoints
+
+READY_SOC = 0.6  # as the twin's baselines: walk-up bookings come with an hour or two of notice
+STANDING_RESERVE_SOC = 0.5  # resilience mode: town batteries keep this much for an unannounced outage
+BACKLOG_HOURS = 6.0  # compute work may wait at most this long (in hours of its profile)
+PEAK_Z = 3.0  # planned import stays this many load-forecast spreads below the peak (the first period: scenarios)
+ISLAND_Z = 1.65  # without the grid, plan on PV and load each at their 5 % worst
+
+
+class Orchestrator:
+    """The town's MPC controller (name ``hotoku``); one instance serves one run."""
+
+    def __init__(self, mode: Mode | str = Mode.GREEN, horizon_h: float = 24.0, *, scenario: Scenario | None = None,
+                 grid: TimeGrid | None = None, warnings: Iterable[OutageWarning] = (), ready_soc: float = READY_SOC,
+                 return_soc: float = RETURN_SOC, weights: Weights | None = None, warm_start: bool = True,
+                 use_day_ahead: bool = True) -> None:
+        if not 0 < horizon_h <= 48:
+            raise ValueError("horizon_h must lie in (0, 48]")
+        self.mode, self.horizon_h = Mode(mode), horizon_h
+        self.scenario, self.grid = scenario, grid
+        self.warnings = list(warnings)
+        self.ready_soc, self.return_soc, self.weights = ready_soc, return_soc, weights
+        self.warm_start, self.use_day_ahead = warm_start, use_day_ahead
+        self.solve_s: list[float] = []
+        self.failed_solves = 0
+        self.last_error = ""
+        self._ready = False
+
+    def warn(self, warning: OutageWarning) -> None:
+        """Tell the controller the grid is expected down (usable from ``warning.issued_step``)."""
+        self.warnings.append(warning)
+
+    def _setup(self, obs: Observation) -> None:
+        sim = obs._sim  # static facts only: the scenario's ratings and the calendar, never its inputs
+        self.scenario = self.scenario or (sim.scenario if sim is not None else None)
+        self.grid = self.grid or (sim.grid if sim is not None else None)
+        if self.scenario is None or self.grid is None:
+            raise ValueError("Orchestrator needs the scenario and time grid: pass scenario= and grid=")
+        s = obs.system
+        self.net = net = Network.from_scenario(self.scenario, s)
+        self.K = k = max(1, round(self.horizon_h / s.step_h))
+        self.edges = np.arange(k + 1)
+        self.model = DispatchModel(net, np.full(k, s.step_h))
+        self.solver = LpSolver(self.model.A, warm=self.warm_start)
+        g = self.grid
+        longer = TimeGrid(g.start, g.n_steps + k, g.step_minutes, g.timezone)
+        town, sites = clear_sky_pv_kw(self.scenario, longer.midpoints_utc)
+        self.pv = PVForecaster(town, sites)
+        self.load = LoadForecaster(g.steps_per_day)
+        self.pv_errors, self.load_errors = ErrorTracker(k), ErrorTracker(k)
+        fc = obs.forecast(round(24 / s.step_h))
+        self.w = self.weights or weights_for(self.mode, float(np.mean(fc.price_jpy_per_kwh)),
+                                             float(np.mean(fc.co2_kg_per_kwh)))
+        self.backlog = np.zeros(net.n_site)
+        self.peak_kw = 0.0
+        self._prev: Observation | None = None
+        self._prev_car_kw = np.zeros(net.n_car)
+        self._ready = True
+
+    def decide(self, obs: Observation) -> Setpoints:
+        if not self._ready:
+            self._setup(obs)
+        k, t = self.K, obs.step
+        self._measure(obs)
+        fc = obs.forecast(k)
+        da_pv = _pad(fc.pv_kw, k) if self.use_day_ahead else None
+        da_load = _pad(fc.load_kw, k) if self.use_day_ahead else None
+        pv_town, pv_site = self.pv.forecast(t, k, da_pv)
+        load = self.load.forecast(k, da_load)
+        self.pv_errors.issue(t, pv_town + pv_site.sum(axis=0), self._last_pv, da_pv)
+        self.load_errors.issue(t, load, obs.load_kw if t else np.nan, da_load)
+        h = self._horizon(obs, pv_town, pv_site, load, _pad(fc.price_jpy_per_kwh, k), _pad(fc.co2_kg_per_kwh, k))
+        plan = self._solve(h)
+        self._prev = obs
+        if plan is None:
+            return self._fallback(obs, h)
+        car = np.where(obs.car_plugged, plan.car_kw[:, 0], 0.0)
+        share = None
+        if not h.grid_up[0] or plan.shed_kw[0] > 1e-6:
+            share = float(np.clip(1 - plan.shed_kw[0] / max(h.noncritical_kw[0], 1e-9), 0.0, 1.0))
+        self._prev_car_kw = car
+        return Setpoints(battery_kw=plan.battery_kw[:, 0], car_kw=car,
+                         compute_kw=plan.compute_kw[obs.system.compute_sites, 0], noncritical_share=share)
+
+    def _measure(self, obs: Observation) -> None:
+        """Turn the measurements of the step just ended into forecast updates, the peak and the work backlog."""
+        prev, net, dt = self._prev, self.net, self.net.step_h
+        self._last_pv = np.nan
+        if prev is None:
+            return
+        d_kwh = (obs.battery_soc - prev.battery_soc) * net.bat_capacity_kwh
+        bat_kw = np.where(d_kwh > 0, d_kwh / (net.bat_eta * dt), d_kwh * net.bat_eta / dt)
+        at_site = np.zeros(net.n_site)
+        np.add.at(at_site, net.bat_site[net.bat_site >= 0], bat_kw[net.bat_site >= 0])
+        flow = obs.site_pv_kw - obs.site_load_kw - at_site
+        delivered = np.minimum(np.maximum(flow, 0), net.site_link_kw) * (1 - net.site_link_loss)
+        drawn = np.maximum(-flow, 0) / (1 - net.site_link_loss)
+        total = max(obs.pv_kw - float(delivered.sum()), 0.0) + float(obs.site_pv_kw.sum())
+        self._last_pv = total
+        self.pv.measure(prev.step, total)
+        self.pv_errors.measure(prev.step, total)
+        self.load.measure(obs.load_kw)
+        self.load_errors.measure(prev.step, obs.load_kw)
+        if prev.grid_available:
+            town = net.bat_site < 0
+            imp = (obs.load_kw + float(self._prev_car_kw.sum()) + float(bat_kw[town].sum()) - obs.pv_kw
+                   + float(drawn.sum()))
+            self.peak_kw = max(self.peak_kw, imp)
+        hour = int(prev.local_hour) % 24
+        self.backlog = np.maximum(self.backlog + dt * (net.compute_profile_kw[:, hour] - obs.site_load_kw), 0.0)
+
+    def _horizon(self, obs: Observation, pv_town: np.ndarray, pv_site: np.ndarray, load: np.ndarray,
+                 price: np.ndarray, co2: np.ndarray) -> Horizon:
+        net, k, t, dt = self.net, self.K, obs.step, self.net.step_h
+        down = expected_down(self.warnings, t, self.edges, dt, obs.grid_available) | (self.mode is Mode.ISLAND)
+        up = ~down
+        hours = np.floor(obs.local_hour + np.arange(k) * dt).astype(int) % 24
+        shelters = np.where(up, net.shelter_normal_kw[:, None], net.shelter_critical_kw[:, None])
+        if down.any():  # without the grid a forecast error cuts loads: plan on a pessimistic forecast there
+            pv_low = np.exp(-ISLAND_Z * self.pv.error.spread(k))
+            pv_town, pv_site = np.where(down, pv_town * pv_low, pv_town), np.where(down, pv_site * pv_low, pv_site)
+            load = np.where(down, load + ISLAND_Z * self.load.spread_kw, load)
+        cap = net.bat_capacity_kwh
+        bat_e = obs.battery_soc * cap
+        bat_min = np.broadcast_to(net.bat_soc_min[:, None] * cap[:, None], (net.n_bat, k)).copy()
+        fill_by = None
+        reach = reachable_kwh(bat_e, net.bat_charge_kw, net.bat_eta, np.full(k, dt))
+        if self.mode is Mode.RESILIENCE:
+            town = net.bat_site < 0
+            bat_min[town] = np.maximum(bat_min[town], np.minimum(STANDING_RESERVE_SOC * cap[town, None], reach[town]))
+        first = int(np.argmax(down)) if down.any() else 0
+        if first >= 1:  # a warned outage ahead: every store full when it starts (planned from the warning on)
+            fill_by = first - 1
+            bat_min[:, fill_by] = np.maximum(bat_min[:, fill_by], np.minimum(net.bat_soc_max * cap, reach[:, fill_by]))
+        ready = self.ready_soc if obs.grid_available else 0.0  # in an outage, V2G may go down to its floor
+        # in an outage compute work waits (up to a day of it) rather than drain the stores
+        backlog_max = (BACKLOG_HOURS if not down.any() else 24.0) * net.compute_profile_kw.mean(axis=1)
+        cars = next_booking_bounds(net, obs.car_soc * net.car_capacity_kwh, obs.car_plugged,
+                                   obs.car_next_departure_step - t, obs.car_next_trip_kwh, self.edges, ready,
+                                   self.return_soc, fill_by)
+        return Horizon(
+            pv_town_kw=pv_town, pv_site_kw=pv_site,
+            noncritical_kw=np.maximum(load - float(net.shelter_normal_kw.sum()), 0.0), shelter_kw=shelters,
+            compute_kw=net.compute_profile_kw[:, hours], price_jpy_per_kwh=price,
+            export_price_jpy_per_kwh=np.full(k, obs.export_price_jpy_per_kwh), co2_kg_per_kwh=co2, grid_up=up,
+            bat_energy_kwh=bat_e, bat_min_kwh=bat_min, car_energy_kwh=obs.car_soc * net.car_capacity_kwh,
+            car_plugged=cars.plugged, car_trip_kwh=cars.trip_kwh,
+            car_min_kwh=cars.min_kwh, car_max_kwh=cars.max_kwh, backlog_kwh=self.backlog,
+            backlog_max_kwh=backlog_max, backlog_end_kwh=backlog_max if down.any() else None,
+            peak_so_far_kw=self.peak_kw,
+            spread_kw=float(np.hypot(self.pv.spread_kw[0], self.load.spread_kw[0])),
+            peak_margin_kw=np.concatenate([[0.0], PEAK_Z * self.load.spread_kw[1:]]))
+
+    def forecast_errors(self) -> dict[str, dict[str, dict[str, float]]]:
+        """MAE and skill against persistence of the PV and load forecasts so far, by lead."""
+        minutes = round(self.net.step_h * 60)
+        return {"pv_kw": self.pv_errors.report(minutes), "load_kw": self.load_errors.report(minutes)}
+
+    def solve_p95_s(self) -> float:
+        return float(np.percentile(self.solve_s, 95)) if self.solve_s else 0.0
+
+    def _solve(self, h: Horizon) -> Plan | None:
+        cost, lo, hi, rlo, rhi = self.model.bounds_and_costs(h, self.w)
+        try:
+            x, obj = self.solver.solve(cost, lo, hi, rlo, rhi)
+        except Exception as e:  # any failure of the solver falls back to the safe rule, and is counted
+            self.failed_solves += 1
+            self.last_error = f"step {len(self.solve_s)}: {e}"
+            self.solve_s.append(self.solver.last_solve_s)
+            return None
+        self.solve_s.append(self.solver.last_solve_s)
+        return self.model.plan(x, obj)
+
+    def _fallback(self, obs: Observation, h: Horizon) -> Setpoints:
+        """No plan: with the grid, charge every plugged car flat out (no booking fails), batteries idle; without
+        it, only shelters are served and the stores are left to them."""
+        up = obs.grid_available
+        car = self.net.car_charge_kw * (obs.car_plugged & (obs.car_soc < self.net.car_soc_max)) * up
+        self._prev_car_kw = car
+        return Setpoints(car_kw=car, noncritical_share=None if up else 0.0)
+
+
+def _pad(a: np.ndarray, k: int) -> np.ndarray:
+    """Hold the last value past the end of the run (the horizon may reach beyond it)."""
+    a = np.asarray(a, dtype=float)
+    return np.pad(a, (0, k - len(a)), mode="edge") if 0 < len(a) < k else a[:k]
