@@ -73,3 +73,19 @@ def test_no_simultaneous_charge_and_discharge_even_when_energy_must_go():
     assert np.minimum(p.battery_charge_kw, p.battery_discharge_kw).max() < 1e-9
     assert np.minimum(p.car_charge_kw, p.car_discharge_kw).max() < 1e-9
     assert p.export_kw.max() == pytest.approx(0, abs=1e-9)
+
+
+def test_booking_energy_is_kept_but_not_forced_while_the_grid_is_down():
+    """A known booking's energy is never fed to the grid; in an outage the car is not charged for it either
+    (the shelters come first), outside one it is charged flat out if it must be."""
+    from hotoku.energy.cars import next_booking_bounds
+
+    net = network(cars=2, v2g_kw=6.0)
+    edges = np.arange(9)  # eight one-hour periods; both bookings start at hour 6
+    args = (net, np.array([30.0, 2.0]), np.array([True, True]), np.array([6, 6]), np.array([20.0, 20.0]), edges, 0.0)
+    up = next_booking_bounds(*args)
+    assert up.min_kwh[0, 5] == pytest.approx(40.0)  # 20 kWh × 1.05 and back at 0.6, capped at full
+    assert up.min_kwh[1, 5] == pytest.approx(2.0 + 6 * 6.0)  # as far as flat-out charging gets
+    down = next_booking_bounds(*args, down=np.ones(8, dtype=bool))
+    assert down.min_kwh[:, 5] == pytest.approx([30.0, 2.0])  # leaves with all it has, none of it fed to the grid
+    assert np.all(down.min_kwh[:, :6] <= np.array([[30.0], [2.0]]))  # and nothing forced in

@@ -45,13 +45,15 @@ def need_kwh(net: Network, trip_kwh: np.ndarray, car: np.ndarray | slice = slice
 
 def car_bounds(net: Network, energy_kwh: np.ndarray, home: np.ndarray, trip_kwh: np.ndarray,
                need_before: np.ndarray, floor_kwh: np.ndarray, dt_h: np.ndarray,
-               keep_kwh: np.ndarray | None = None, floor_rate: float = 1.0) -> CarBounds:
+               keep_kwh: np.ndarray | None = None, floor_rate: float = 1.0,
+               down: np.ndarray | None = None) -> CarBounds:
     """Energy windows from plug-in periods, trips, booking needs (at the end of the period before each trip,
     NaN where none) and a floor while plugged in. Needs are capped by the flat-out trajectory, the floor by
     charging at ``floor_rate`` of the charger's rating; ``keep_kwh`` forces no charging, only no discharging
-    below it (or below the energy now)."""
+    below it (or below the energy now) until the car first leaves. While the grid is ``down`` no bound forces
+    charging: the shelters come first, so a bound there only keeps what the car holds."""
     full = net.car_soc_max * net.car_capacity_kwh
-    gain = (net.car_charge_kw * net.car_eta_charge)[:, None] * dt_h * home
+    gain = (net.car_charge_kw * net.car_eta_charge)[:, None] * dt_h * (home if down is None else home & ~down)
     reach, slow = np.empty_like(gain), np.empty_like(gain)
     e = np.asarray(energy_kwh, dtype=float).copy()
     e_slow = e.copy()
@@ -62,17 +64,24 @@ def car_bounds(net: Network, energy_kwh: np.ndarray, home: np.ndarray, trip_kwh:
         top = np.where(home[:, k], top, full)
         reach[:, k], slow[:, k] = e, e_slow
     lo = np.where(home, np.minimum(floor_kwh[:, None], slow), -np.inf)
-    if keep_kwh is not None:
-        lo = np.where(home, np.maximum(lo, np.minimum(keep_kwh, energy_kwh)[:, None]), lo)
+    if keep_kwh is not None:  # until the car first leaves: what it holds after a trip is not known here
+        first = np.cumprod(home, axis=1).astype(bool)
+        lo = np.where(first, np.maximum(lo, np.minimum(keep_kwh, energy_kwh)[:, None]), lo)
     need = np.isfinite(need_before)
     lo[need] = np.maximum(lo[need], np.minimum(need_before, reach)[need])
+    if down is not None:  # each outage stretch: bounds capped by what the car holds when it starts
+        for k0 in np.flatnonzero(down & ~np.concatenate([[False], down[:-1]])):
+            k1 = k0 + int(np.argmin(np.append(down[k0:], False)))
+            cap = np.asarray(energy_kwh, dtype=float) if k0 == 0 else lo[:, k0 - 1]
+            lo[:, k0:k1] = np.minimum(lo[:, k0:k1], cap[:, None])
     hi = np.where(home, np.maximum(full, energy_kwh)[:, None], np.inf)
     return CarBounds(plugged=home, trip_kwh=trip_kwh, min_kwh=lo, max_kwh=hi)
 
 
 def next_booking_bounds(net: Network, energy_kwh: np.ndarray, plugged: np.ndarray, departure_offset: np.ndarray,
                         trip_kwh: np.ndarray, edges: np.ndarray, ready_soc: float,
-                        return_soc: float = RETURN_SOC, fill_by: int | None = None) -> CarBounds:
+                        return_soc: float = RETURN_SOC, fill_by: int | None = None,
+                        down: np.ndarray | None = None) -> CarBounds:
     """Bounds from what the operator knows now: each car's next booking, ``departure_offset`` steps from now.
 
     ``edges`` are the periods' first step offsets plus the horizon's end (K + 1 values). A car that is out
@@ -95,11 +104,13 @@ def next_booking_bounds(net: Network, energy_kwh: np.ndarray, plugged: np.ndarra
         at = home[:, fill_by]
         need[at, fill_by] = np.fmax(need[at, fill_by], net.car_soc_max * net.car_capacity_kwh[at])
     keep = net.car_v2g_soc_min * net.car_capacity_kwh
-    return car_bounds(net, energy_kwh, home, trip, need, ready_soc * net.car_capacity_kwh, dt_h, keep, READY_RATE)
+    return car_bounds(net, energy_kwh, home, trip, need, ready_soc * net.car_capacity_kwh, dt_h, keep, READY_RATE,
+                      down)
 
 
 def known_bookings_bounds(net: Network, energy_kwh: np.ndarray, car: np.ndarray, start_offset: np.ndarray,
-                          end_offset: np.ndarray, trip_kwh: np.ndarray, k: int) -> CarBounds:
+                          end_offset: np.ndarray, trip_kwh: np.ndarray, k: int,
+                          down: np.ndarray | None = None) -> CarBounds:
     """Bounds when every booking is known (the clairvoyant), on ``k`` one-step periods from now.
 
     Bookings that started by now (offset ≤ 0) have taken their energy already; a car comes back at its
@@ -119,4 +130,4 @@ def known_bookings_bounds(net: Network, energy_kwh: np.ndarray, car: np.ndarray,
     np.add.at(trip, (cf, sf), tf)
     need[cf, sf - 1] = need_kwh(net, tf, cf)
     floor = np.where(net.car_discharge_kw > 0, net.car_v2g_soc_min * net.car_capacity_kwh, 0.0)
-    return car_bounds(net, energy_kwh, home, trip, need, floor, np.full(k, net.step_h))
+    return car_bounds(net, energy_kwh, home, trip, need, floor, np.full(k, net.step_h), floor, down=down)

@@ -1,9 +1,11 @@
-"""``clairvoyant``: the same LP given perfect knowledge of the period — a reference no causal controller beats.
+"""``clairvoyant``: the same LP given perfect knowledge of the period, the reference for causal controllers.
 
 It reads the simulation's actual inputs (PV, loads, prices, outages, every booking with its return) and
 solves windows of ``window_days`` that overlap by ``overlap_days``: each window's schedule is applied
 through the twin for its first ``window_days - overlap_days`` days, then the next window starts from the
-state the twin reached. The twin's physics and KPIs are therefore the same as for any controller.
+state the twin reached (and, while the grid is down, every step: a grid-forming battery takes up whatever
+the plan did not foresee, and in an island that drift must not add up). The twin's physics and KPIs are
+therefore the same as for any controller.
 
 How it relates to the true bound: a single LP over the whole year would be the exact optimum of this
 model, and so an upper bound (for its objective) on what any causal controller using the same model can
@@ -22,10 +24,9 @@ from hotoku.energy.cars import known_bookings_bounds
 from hotoku.energy.model import DispatchModel, Horizon, Plan
 from hotoku.energy.network import Network
 from hotoku.energy.objective import Mode, Weights, weights_for
+from hotoku.energy.orchestrator import BACKLOG_HOURS
 from hotoku.energy.solver import LpSolver
 from hotoku.twin import Observation, Results, Setpoints, Simulation, run
-
-BACKLOG_HOURS = 6.0
 
 
 def _window(a: np.ndarray, t: int, w: int) -> np.ndarray:
@@ -52,10 +53,11 @@ class Clairvoyant:
         inp, s = sim.inputs, sim.system
         self.sim, self.net = sim, Network.from_scenario(sim.scenario, s)
         spd = sim.grid.steps_per_day
-        self.w = max(1, round(self.window_days * spd))
-        self.keep = max(1, self.w - round(self.overlap_days * spd))
+        n = sim.grid.n_steps
+        self.w = min(max(1, round(self.window_days * spd)), n)
+        self.keep = n if self.w == n else max(1, self.w - round(self.overlap_days * spd))
         self.model = DispatchModel(self.net, np.full(self.w, s.step_h))
-        self.solver = LpSolver(self.model.A, warm=False)
+        self.solver = LpSolver(self.model.A)
         self.wts = self.weights or weights_for(self.mode, float(inp.price_jpy_per_kwh.mean()),
                                                float(inp.co2_kg_per_kwh.mean()))
         b = inp.bookings
@@ -76,8 +78,8 @@ class Clairvoyant:
         t, inp, s = obs.step, sim.inputs, sim.system
         if t > 0:
             self.backlog = np.maximum(self.backlog + s.step_h * (inp.compute_kw[:, t - 1] - obs.site_load_kw), 0.0)
-        if self._plan is None or t - self._from >= self.keep:
-            self._replan(obs)
+        if self._plan is None or t - self._from >= self.keep or not obs.grid_available:
+            self._replan(obs)  # in an island every step: the grid-forming battery's drift must not add up
         j = t - self._from
         assert self._plan is not None and self._h is not None
         p, h = self._plan, self._h
@@ -93,7 +95,7 @@ class Clairvoyant:
         ok = self.ok
         car_kwh = obs.car_soc * net.car_capacity_kwh
         cars = known_bookings_bounds(net, car_kwh, b.car[ok], b.start_step[ok] - t, b.end_step[ok] - t,
-                                     self.trip[ok], w)
+                                     self.trip[ok], w, ~_window(self.up, t, w))
         peak = float(sim.rec.col["grid_import_kw"][:t].max()) if t else 0.0
         self._h = h = Horizon(
             pv_town_kw=_window(inp.pv_town_kw, t, w), pv_site_kw=_window(inp.pv_site_kw, t, w),

@@ -31,6 +31,7 @@ INF = np.inf
 # first scenario is the forecast itself; a sixth, with no weight in the costs, is a 2.5-sigma surprise that
 # the peak must also cover (otherwise every small surprise would ratchet the peak up). A scenario's surplus
 # beyond what it can export is curtailed.
+OUTAGE_BACKLOG_H = 24.0
 SCENARIO_Z = np.array([0.0, -1.40, -0.53, 0.53, 1.40, 2.5])
 SCENARIO_P = np.array([0.2, 0.2, 0.2, 0.2, 0.2, 0.0])
 
@@ -77,7 +78,6 @@ class Horizon:
     car_max_kwh: np.ndarray  # C × K
     backlog_kwh: np.ndarray  # per site, compute work deferred so far
     backlog_max_kwh: np.ndarray  # per site
-    backlog_end_kwh: np.ndarray | None = None  # per site, allowed at the horizon's end (default none: work gets done)
     peak_so_far_kw: float = 0.0
     spread_kw: float = 0.0  # standard deviation of the first period's net-load forecast error
     peak_margin_kw: np.ndarray | None = None  # per period: planned import stays this far below the peak
@@ -238,9 +238,12 @@ class DispatchModel:
         flexible = net.compute_max_kw > net.compute_min_kw
         comp_lo = np.where(flexible[:, None], net.compute_min_kw[:, None], h.compute_kw)
         set_("comp", comp_lo, np.where(flexible[:, None], net.compute_max_kw[:, None], h.compute_kw))
-        set_("cun", 0.0, comp_lo, dt * w.voll_noncritical_per_kwh)  # what a site cannot supply is cut
+        # a site's minimum load is cut only when the town cannot supply it, after the shelters (the twin's order)
+        set_("cun", 0.0, comp_lo, 2 * dt * w.voll_shelter_per_kwh)
         blog_hi = h.backlog_max_kwh[:, None] * np.ones(k)
-        blog_hi[:, -1] = 0.0 if h.backlog_end_kwh is None else h.backlog_end_kwh
+        blog_hi[:, -1] = 0.0  # work that arrives within the horizon is done within it
+        if not up.all():  # ... unless the grid is down: then it waits, up to a day of it, rather than drain stores
+            blog_hi = np.maximum(blog_hi, OUTAGE_BACKLOG_H * h.compute_kw.mean(axis=1, keepdims=True))
         # a backlog beyond the limits (after an outage) shrinks evenly over the horizon, or as fast as it can
         fastest = h.backlog_kwh[:, None] - np.cumsum((hi[c("comp")] - h.compute_kw) * dt, axis=1)
         evenly = h.backlog_kwh[:, None] * (1 - np.cumsum(dt) / dt.sum())

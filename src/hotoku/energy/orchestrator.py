@@ -156,11 +156,9 @@ class Orchestrator:
             fill_by = first - 1
             bat_min[:, fill_by] = np.maximum(bat_min[:, fill_by], np.minimum(net.bat_soc_max * cap, reach[:, fill_by]))
         ready = self.ready_soc if obs.grid_available else 0.0  # in an outage, V2G may go down to its floor
-        # in an outage compute work waits (up to a day of it) rather than drain the stores
-        backlog_max = (BACKLOG_HOURS if not down.any() else 24.0) * net.compute_profile_kw.mean(axis=1)
         cars = next_booking_bounds(net, obs.car_soc * net.car_capacity_kwh, obs.car_plugged,
                                    obs.car_next_departure_step - t, obs.car_next_trip_kwh, self.edges, ready,
-                                   self.return_soc, fill_by)
+                                   self.return_soc, fill_by, down)
         return Horizon(
             pv_town_kw=pv_town, pv_site_kw=pv_site,
             noncritical_kw=np.maximum(load - float(net.shelter_normal_kw.sum()), 0.0), shelter_kw=shelters,
@@ -169,7 +167,7 @@ class Orchestrator:
             bat_energy_kwh=bat_e, bat_min_kwh=bat_min, car_energy_kwh=obs.car_soc * net.car_capacity_kwh,
             car_plugged=cars.plugged, car_trip_kwh=cars.trip_kwh,
             car_min_kwh=cars.min_kwh, car_max_kwh=cars.max_kwh, backlog_kwh=self.backlog,
-            backlog_max_kwh=backlog_max, backlog_end_kwh=backlog_max if down.any() else None,
+            backlog_max_kwh=BACKLOG_HOURS * net.compute_profile_kw.mean(axis=1),
             peak_so_far_kw=self.peak_kw,
             spread_kw=float(np.hypot(self.pv.spread_kw[0], self.load.spread_kw[0])),
             peak_margin_kw=np.concatenate([[0.0], PEAK_Z * self.load.spread_kw[1:]]))

@@ -1,9 +1,10 @@
 """HiGHS (open source, MIT) behind one small class: pass the matrix once, then change bounds and costs.
 
 Warm start: the rolling horizon changes only bounds, right-hand sides and costs, so the Highs object and
-its last basis are kept and the dual simplex restarts from that basis. Measured on the town's 24 h horizon
-(about 7,900 columns): about 9 ms a solve warm against 25 ms cold. Shifting the basis one period forward
-first did not pay: HiGHS needed as many iterations, and the shift itself costs more than it saves.
+its last basis are kept and the simplex restarts from that basis. Measured on the town's 24 h horizon (8,075
+columns, 2,698 rows, three April days on this 2-core machine): 11 ms a solve warm (p95 14 ms) against 30 ms
+cold (p95 56 ms). Shifting the basis one period forward first did not pay: HiGHS needed as many iterations,
+and the shift itself (basis status conversion in Python) cost more than it saved.
 
 Reference: Huangfu, Q., Hall, J. A. J. (2018). Parallelizing the dual revised simplex method. Mathematical
 Programming Computation 10, 119-142 (the HiGHS simplex solver).
