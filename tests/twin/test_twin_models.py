@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from hotoku.twin import demand, solar, storage, weather
-from hotoku.twin.bookings import Bookings, assign_cars
+from hotoku.twin.bookings import Bookings, FleetEnergy, assign_cars
 from hotoku.twin.calendar import HOLIDAY, SATURDAY, WEEKDAY, day_types
 from hotoku.twin.grid import Period, align_hourly, monthly_peaks_kw, outage_mask, tou_price_jpy_per_kwh
 
@@ -142,3 +142,19 @@ def test_cars_are_never_double_booked_and_late_requests_are_rejected() -> None:
     assert list(got.car) == [0, -1, 0]
     got = assign_cars(_requests([0, 0, 1], [10, 12, 10], [20, 30, 20], [0, 1, 2]), [[0, 1], [2]])
     assert list(got.car) == [0, 1, 2]
+
+
+def test_a_booking_that_would_leave_this_or_a_later_trip_short_is_refused() -> None:
+    """One car of 40 kWh at 20 kWh, 0.1 kWh/km, gaining 1 kWh a step, 4 kWh reserve. A trip of 15 kWh at
+    step 20 is accepted first; a 25 kWh trip at 10-12 would fit itself (30 kWh by then) but leave only 13 kWh
+    for step 20, so it is refused; a 5 kWh trip in the same slot is accepted."""
+    energy = FleetEnergy(capacity_kwh=np.array([40.0]), kwh_per_km=np.array([0.1]),
+                         gain_kwh_per_step=np.array([1.0]), soc_max=1.0, soc_initial=0.5, reserve_soc=0.1)
+    req = Bookings(np.zeros(3, dtype=int), np.full(3, -1), np.array([0, 1, 2]), np.array([20, 10, 10]),
+                   np.array([22, 12, 12]), np.array([150.0, 250.0, 50.0]))
+    assert list(assign_cars(req, [[0]], energy).car) == [0, -1, 0]
+    assert list(assign_cars(req, [[0]]).car) == [0, 0, -1]  # by time slots alone the long trip gets the car
+    # back-to-back: 5 kWh left at step 4, 7 by step 6, a 15 kWh trip then is refused
+    req = Bookings(np.zeros(2, dtype=int), np.full(2, -1), np.array([0, 1]), np.array([0, 6]), np.array([4, 8]),
+                   np.array([150.0, 150.0]))
+    assert list(assign_cars(req, [[0]], energy).car) == [0, -1]

@@ -98,29 +98,102 @@ def booking_requests(rng: np.random.Generator, day_type_per_day: np.ndarray, ste
                     km=km[order])
 
 
-def assign_cars(requests: Bookings, cars_of_station: list[list[int]]) -> Bookings:
+@dataclass(frozen=True)
+class FleetEnergy:
+    """What the booking system knows of each car's energy: enough to tell whether a chain of bookings can be
+    served at all when the car charges flat out whenever it is plugged in (per-car arrays, kWh per step)."""
+
+    capacity_kwh: np.ndarray
+    kwh_per_km: np.ndarray
+    gain_kwh_per_step: np.ndarray  # charger power × efficiency × step length
+    soc_max: float
+    soc_initial: float
+    reserve_soc: float
+
+
+class _CarChain:
+    """One car's accepted bookings in start order, with the energy it holds at each departure if charged flat
+    out (the most it can hold). A new booking is accepted only if every booking of the chain stays servable."""
+
+    def __init__(self, full: float, initial: float, reserve: float, gain: float) -> None:
+        self.full, self.initial, self.reserve, self.gain = full, initial, reserve, gain
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.trips: list[float] = []
+        self.at_departure: list[float] = []
+
+    def free(self, s: int, e: int) -> tuple[bool, int]:
+        k = bisect.bisect_left(self.starts, s)
+        ok = (k == 0 or self.ends[k - 1] <= s) and (k == len(self.starts) or self.starts[k] >= e)
+        return ok, k
+
+    def _charged(self, k: int, start: int, ends: list[int], trips: list[float], energy: list[float]) -> float:
+        """Energy at a departure at ``start`` after booking ``k - 1`` of the given chain (flat-out charging)."""
+        if k == 0:
+            e, since = self.initial, 0
+        else:
+            e = energy[k - 1] - min(trips[k - 1], max(energy[k - 1] - self.reserve, 0.0))
+            since = ends[k - 1]
+        return max(e, min(self.full, e + self.gain * (start - since)))
+
+    def insert(self, k: int, s: int, e: int, trip: float, *, commit: bool) -> bool:
+        """Whether the booking fits at position ``k`` energy-wise; with ``commit`` also record it."""
+        if self.full == float("inf"):  # no energy limits: only the time slot matters
+            if commit:
+                self.starts.insert(k, s)
+                self.ends.insert(k, e)
+            return True
+        starts, ends = [*self.starts[:k], s], [*self.ends[:k], e]
+        trips, energy = [*self.trips[:k], trip], self.at_departure[:k]
+        energy.append(self._charged(k, s, ends, trips, energy))
+        if energy[k] < trip + self.reserve - 1e-9:
+            return False
+        j = k
+        while j < len(self.starts):  # later bookings change until the car is back on its old trajectory
+            starts.append(self.starts[j])
+            ends.append(self.ends[j])
+            trips.append(self.trips[j])
+            energy.append(self._charged(j + 1, self.starts[j], ends, trips, energy))
+            if energy[-1] < self.trips[j] + self.reserve - 1e-9:
+                return False
+            j += 1
+            if abs(energy[-1] - self.at_departure[j - 1]) < 1e-9:
+                break
+        if commit:
+            self.starts, self.ends = starts + self.starts[j:], ends + self.ends[j:]
+            self.trips, self.at_departure = trips + self.trips[j:], energy + self.at_departure[j:]
+        return True
+
+
+def assign_cars(requests: Bookings, cars_of_station: list[list[int]], energy: FleetEnergy | None = None) -> Bookings:
     """Give each request, in the order it was made, a car of its station free for the whole slot.
 
-    Among free cars the one with the fewest booked hours so far is chosen (the fleet wears evenly);
-    requests with no free car stay at -1 (rejected: a fleet-size problem, not a charging one).
+    Among free cars the one with the fewest booked hours so far is chosen (the fleet wears evenly). With
+    ``energy``, a car is also refused where even flat-out charging between bookings could not give this trip,
+    or an accepted later one, its energy (as a booking system does that shows only cars able to make the trip).
+    Requests with no such car stay at -1 (rejected: a fleet-size problem, not a charging one).
     """
     n_cars = sum(len(c) for c in cars_of_station)
-    starts: list[list[int]] = [[] for _ in range(n_cars)]
-    ends: list[list[int]] = [[] for _ in range(n_cars)]
+    if energy is None:  # only the time slots matter: cars that are always full
+        chains = [_CarChain(float("inf"), float("inf"), 0.0, 0.0) for _ in range(n_cars)]
+        trip_kwh = np.zeros((len(requests), n_cars))
+    else:
+        cap = energy.capacity_kwh
+        chains = [_CarChain(energy.soc_max * cap[c], energy.soc_initial * cap[c], energy.reserve_soc * cap[c],
+                            float(energy.gain_kwh_per_step[c])) for c in range(n_cars)]
+        trip_kwh = requests.km[:, None] * energy.kwh_per_km[None, :]
     booked = np.zeros(n_cars)
     car = np.full(len(requests), -1, dtype=np.int64)
     for i in np.argsort(requests.created_step, kind="stable"):
         s, e = int(requests.start_step[i]), int(requests.end_step[i])
-        best = -1
+        best, best_k = -1, 0
         for c in cars_of_station[int(requests.station[i])]:
-            k = bisect.bisect_left(starts[c], s)
-            if (k == 0 or ends[c][k - 1] <= s) and (k == len(starts[c]) or starts[c][k] >= e) and \
-                    (best < 0 or booked[c] < booked[best]):
-                best = c
+            ok, k = chains[c].free(s, e)
+            if ok and (best < 0 or booked[c] < booked[best]) and \
+                    chains[c].insert(k, s, e, float(trip_kwh[i, c]), commit=False):
+                best, best_k = c, k
         if best >= 0:
-            k = bisect.bisect_left(starts[best], s)
-            starts[best].insert(k, s)
-            ends[best].insert(k, e)
+            chains[best].insert(best_k, s, e, float(trip_kwh[i, best]), commit=True)
             booked[best] += e - s
             car[i] = best
     return Bookings(requests.station, car, requests.created_step, requests.start_step, requests.end_step,

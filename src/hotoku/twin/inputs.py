@@ -16,7 +16,15 @@ import pandas as pd
 
 from hotoku.town import TOWN_BUS, Scenario, TimeGrid
 from hotoku.twin import demand, solar, weather
-from hotoku.twin.bookings import HOLIDAY_STARTS, WEEKDAY_STARTS, BookingParams, Bookings, assign_cars, booking_requests
+from hotoku.twin.bookings import (
+    HOLIDAY_STARTS,
+    WEEKDAY_STARTS,
+    BookingParams,
+    Bookings,
+    FleetEnergy,
+    assign_cars,
+    booking_requests,
+)
 from hotoku.twin.calendar import day_types
 from hotoku.twin.grid import Period, align_hourly, outage_mask, tou_price_jpy_per_kwh
 
@@ -198,7 +206,14 @@ def _bookings(scenario: Scenario, grid: TimeGrid, dtype_day: np.ndarray, seed: i
     for s in m.stations:
         cars.append(list(range(first, first + s.cars)))
         first += s.cars
-    return assign_cars(req, cars)
+    per_car = [(models[s.model], s) for s in m.stations for _ in range(s.cars)]
+    energy = FleetEnergy(
+        capacity_kwh=np.array([mo.capacity_kwh for mo, _ in per_car]),
+        kwh_per_km=np.array([mo.kwh_per_km for mo, _ in per_car]),
+        gain_kwh_per_step=np.array([min(s.charger_kw, mo.onboard_charger_kw) * m.charge_efficiency * grid.step_h
+                                    for mo, s in per_car]),
+        soc_max=m.soc_max, soc_initial=m.soc_initial, reserve_soc=b.reserve_soc)
+    return assign_cars(req, cars, energy)
 
 
 def _reference_year(start: date) -> TimeGrid:
