@@ -69,3 +69,17 @@ def test_live_run_matches_offline_run(server: LiveServer, name: str) -> None:
     assert pv and pv[0]["activePower"]["unitCode"] == "KWT"
     hist = client.http.get(f"/temporal/entities/{pv[0]['id']}", params={"attrs": "activePower", "lastN": 100})
     assert len(hist.json()["activePower"]) == STEPS
+
+    if name == "hotoku":  # the orchestrator's plan for the next 24 h is in the broker, with its history
+        plan = client.entities("EnergySchedule")
+        assert len(plan) == 1 and plan[0]["forStep"]["value"] == STEPS - 1
+        sched = plan[0]["schedule"]["json"]
+        assert sched["periods"] == 96 and len(sched["gridImport"]) == 96
+        assert set(sched["vehiclePower"]) == set(live_sim.system.car_ids)
+        assert plan[0]["plannedImport"]["value"] == pytest.approx(sched["gridImport"][0])
+        # the plan's first period is what was applied: its fleet power equals the sum of the car setpoints
+        last = twin.applied[-1]
+        fleet = sum(v for k, v in last.items() if k.startswith("car:"))
+        assert sched["fleetPower"][0] == pytest.approx(fleet, abs=1e-2)
+        hist = client.http.get(f"/temporal/entities/{plan[0]['id']}", params={"attrs": "plannedImport", "lastN": 100})
+        assert len(hist.json()["plannedImport"]) == STEPS

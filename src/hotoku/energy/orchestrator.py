@@ -19,6 +19,7 @@ from hotoku.energy.model import DispatchModel, Horizon, Plan, reachable_kwh
 from hotoku.energy.network import Network
 from hotoku.energy.objective import Mode, Weights, weights_for
 from hotoku.energy.outage import OutageWarning, expected_down
+from hotoku.energy.plan_entity import plan_entity
 from hotoku.energy.solver import LpSolver
 from hotoku.town import Scenario, TimeGrid
 from hotoku.twin.controller import Observation, Setpoints
@@ -47,6 +48,7 @@ class Orchestrator:
         self.solve_s: list[float] = []
         self.failed_solves = 0
         self.last_error = ""
+        self.last: tuple[int, Plan, Horizon] | None = None  # the latest plan: step, schedule, inputs
         self._ready = False
 
     def warn(self, warning: OutageWarning) -> None:
@@ -74,6 +76,7 @@ class Orchestrator:
         fc = obs.forecast(round(24 / s.step_h))
         self.w = self.weights or weights_for(self.mode, float(np.mean(fc.price_jpy_per_kwh)),
                                              float(np.mean(fc.co2_kg_per_kwh)))
+        self.system = s
         self.backlog = np.zeros(net.n_site)
         self.peak_kw = 0.0
         self._prev: Observation | None = None
@@ -97,6 +100,7 @@ class Orchestrator:
         self._prev = obs
         if plan is None:
             return self._fallback(obs, h)
+        self.last = (t, plan, h)
         car = np.where(obs.car_plugged, plan.car_kw[:, 0], 0.0)
         share = None
         if not h.grid_up[0] or plan.shed_kw[0] > 1e-6:
@@ -176,6 +180,14 @@ class Orchestrator:
         """MAE and skill against persistence of the PV and load forecasts so far, by lead."""
         minutes = round(self.net.step_h * 60)
         return {"pv_kw": self.pv_errors.report(minutes), "load_kw": self.load_errors.report(minutes)}
+
+    def published_entities(self, town: str, at: str) -> list[dict]:
+        """The latest plan as an ``EnergySchedule`` entity, for the live loop to write to the broker."""
+        if self.last is None:
+            return []
+        step, plan, h = self.last
+        return [plan_entity(town, step, self.net.step_h * 60, self.mode.value, plan, h, self.system.battery_ids,
+                            self.system.car_ids, self.solve_s[-1], at)]
 
     def solve_p95_s(self) -> float:
         return float(np.percentile(self.solve_s, 95)) if self.solve_s else 0.0

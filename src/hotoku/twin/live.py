@@ -118,6 +118,9 @@ class BrokerController:
         at = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
         self.client.upsert(ngsi.setpoint_entities(self.town, obs.step,
                                                   ngsi.commands_from_setpoints(self.system, sp), at))
+        publish = getattr(self.controller, "published_entities", None)  # e.g. the orchestrator's plan
+        if publish is not None and (extra := publish(self.town, at)):
+            self.client.upsert(extra)
         self.last_step = obs.step
         return True
 
