@@ -81,11 +81,12 @@ def test_booking_energy_is_kept_but_not_forced_while_the_grid_is_down():
     from hotoku.energy.cars import next_booking_bounds
 
     net = network(cars=2, v2g_kw=6.0)
-    edges = np.arange(9)  # eight one-hour periods; both bookings start at hour 6
-    args = (net, np.array([30.0, 2.0]), np.array([True, True]), np.array([6, 6]), np.array([20.0, 20.0]), edges, 0.0)
+    edges = np.arange(9)  # eight one-hour periods; the bookings start at hours 6 and 3
+    args = (net, np.array([30.0, 2.0]), np.array([True, True]), np.array([6, 3]), np.array([20.0, 20.0]), edges, 0.0)
     up = next_booking_bounds(*args)
-    assert up.min_kwh[0, 5] == pytest.approx(40.0)  # 20 kWh × 1.05 and back at 0.6, capped at full
-    assert up.min_kwh[1, 5] == pytest.approx(2.0 + 6 * 6.0)  # as far as flat-out charging gets
+    assert up.min_kwh[0, 5] == pytest.approx(20 * 1.05 + 0.12 * 40)  # trip, margin, reserve and its margin
+    assert up.min_kwh[1, 2] == pytest.approx(2.0 + 3 * 6.0)  # as far as flat-out charging gets
     down = next_booking_bounds(*args, down=np.ones(8, dtype=bool))
-    assert down.min_kwh[:, 5] == pytest.approx([30.0, 2.0])  # leaves with all it has, none of it fed to the grid
-    assert np.all(down.min_kwh[:, :6] <= np.array([[30.0], [2.0]]))  # and nothing forced in
+    # the trip's energy is kept (all the car has, if less) and none of it fed to the grid; nothing is forced in
+    assert [down.min_kwh[0, 5], down.min_kwh[1, 2]] == pytest.approx([20 * 1.05 + 0.12 * 40, 2.0])
+    assert np.all(down.min_kwh[:, :3] <= np.array([[30.0], [2.0]]))

@@ -34,7 +34,7 @@ class BookingAudit:
 
 def flat_out_energy_kwh(res: Results) -> np.ndarray:
     """Energy each car holds at the start of each step (steps × cars) when it charges flat out when plugged in."""
-    s, b, mob = res.system, res.inputs.bookings, res.scenario.mobility
+    s, b, mob = res.system, res.bookings, res.scenario.mobility
     assert mob is not None
     n, cap = res.steps, s.car_capacity_kwh
     ok = np.flatnonzero(b.car >= 0)
@@ -58,7 +58,7 @@ def flat_out_energy_kwh(res: Results) -> np.ndarray:
 
 def audit_bookings(res: Results) -> BookingAudit:
     """Check every booking that started within the run (from the twin's records of SOC per step)."""
-    s, b, mob = res.system, res.inputs.bookings, res.scenario.mobility
+    s, b, mob = res.system, res.bookings, res.scenario.mobility
     if mob is None or len(b) == 0:
         return BookingAudit(0, 0, 0, 0, 0.0)
     cap = s.car_capacity_kwh

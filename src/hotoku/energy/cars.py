@@ -2,9 +2,10 @@
 
 Booking safety is built into the bounds, not the costs: at the end of the period before a booking starts,
 the car holds the trip's energy plus the reserve and a margin, capped only by what charging flat out can
-reach (so the LP stays feasible, and then charges flat out). A car therefore never serves as a battery at
-the expense of a booking. While a car is plugged in, a floor keeps it ready for walk-up bookings made an
-hour or two ahead (as the twin's baselines do) and never below its V2G floor when it feeds the grid.
+reach (so the LP stays feasible, and then charges flat out). The booking system says what each car must
+hold at its next departure for all its known bookings, so a chain of bookings is planned for, not only the
+next one. A car therefore never serves as a battery at the expense of a booking. While a car is plugged in,
+a low floor keeps it ready for short walk-up trips, and it never feeds the grid below its V2G floor.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from hotoku.energy.network import Network
 
 TRIP_MARGIN = 0.05  # share of the trip's energy added: consumption varies with traffic and weather
 SOC_MARGIN = 0.02  # added to the reserve
-READY_RATE = 0.5  # share of the charger's rating that brings a car up to its readiness floor: half rate
-# lifts a car from 0.5 to 0.6 of 40 kWh in 1.5 h, within the notice of most walk-up bookings, and keeps a
-# fleet coming back at once (after an outage) from setting the year's import peak
-RETURN_SOC = 0.6  # a car may be booked again the moment it returns (the controller sees only its next booking):
-# it leaves with enough to come back as ready as a car that stayed
+READY_RATE = 0.5  # share of the charger's rating that brings a car up to its readiness floor: half rate keeps
+# a fleet coming back at once (after an outage) from setting the year's import peak
+RETURN_SOC = 0.0  # a car need not come back charged: the booking system gives a booking made while it is out
+# only to a car that can serve it from its real state (``hotoku.twin.fleet``), so only the reserve is kept
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def car_bounds(net: Network, energy_kwh: np.ndarray, home: np.ndarray, trip_kwh:
 def next_booking_bounds(net: Network, energy_kwh: np.ndarray, plugged: np.ndarray, departure_offset: np.ndarray,
                         trip_kwh: np.ndarray, edges: np.ndarray, ready_soc: float,
                         return_soc: float = RETURN_SOC, fill_by: int | None = None,
-                        down: np.ndarray | None = None) -> CarBounds:
+                        down: np.ndarray | None = None, chain_need_kwh: np.ndarray | None = None) -> CarBounds:
     """Bounds from what the operator knows now: each car's next booking, ``departure_offset`` steps from now.
 
     ``edges`` are the periods' first step offsets plus the horizon's end (K + 1 values). A car that is out
@@ -89,7 +89,8 @@ def next_booking_bounds(net: Network, energy_kwh: np.ndarray, plugged: np.ndarra
     departure on, with the trip's energy. Below ``ready_soc`` a car charges at once; below the V2G floor it
     never feeds the grid; it leaves with enough to come back with ``return_soc``. ``fill_by``: a period by
     whose end every car at home is full (ahead of a warned
-    outage), as far as charging flat out allows.
+    outage), as far as charging flat out allows. ``chain_need_kwh``: what the booking system says each car
+    must hold at that departure for all its known bookings (with the same margins added).
     """
     k = len(edges) - 1
     dt_h = np.diff(edges) * net.step_h
@@ -100,6 +101,10 @@ def next_booking_bounds(net: Network, energy_kwh: np.ndarray, plugged: np.ndarra
     need = np.full(home.shape, np.nan)
     rows = np.flatnonzero(plugged & (dep >= 1) & (dep < k))
     need[rows, dep[rows] - 1] = need_kwh(net, trip_kwh[rows], rows, return_soc)
+    if chain_need_kwh is not None:
+        cap = net.car_capacity_kwh[rows]
+        chain = chain_need_kwh[rows] + TRIP_MARGIN * trip_kwh[rows] + SOC_MARGIN * cap
+        need[rows, dep[rows] - 1] = np.fmax(need[rows, dep[rows] - 1], np.minimum(chain, net.car_soc_max * cap))
     if fill_by is not None:
         at = home[:, fill_by]
         need[at, fill_by] = np.fmax(need[at, fill_by], net.car_soc_max * net.car_capacity_kwh[at])
@@ -114,7 +119,8 @@ def known_bookings_bounds(net: Network, energy_kwh: np.ndarray, car: np.ndarray,
     """Bounds when every booking is known (the clairvoyant), on ``k`` one-step periods from now.
 
     Bookings that started by now (offset ≤ 0) have taken their energy already; a car comes back at its
-    booking's end. V2G cars keep above their V2G floor while plugged in (reached flat out after a return).
+    booking's end. As for ``hotoku``, no floor forces charging, and a V2G car does not feed the grid below its
+    V2G floor until it first leaves.
     """
     nc = net.n_car
     keep = (end_offset > 0) & (start_offset < k) & (car >= 0)
@@ -129,5 +135,6 @@ def known_bookings_bounds(net: Network, energy_kwh: np.ndarray, car: np.ndarray,
     cf, sf, tf = c[future], s[future], trip_kwh[keep][future]
     np.add.at(trip, (cf, sf), tf)
     need[cf, sf - 1] = need_kwh(net, tf, cf)
-    floor = np.where(net.car_discharge_kw > 0, net.car_v2g_soc_min * net.car_capacity_kwh, 0.0)
-    return car_bounds(net, energy_kwh, home, trip, need, floor, np.full(k, net.step_h), floor, down=down)
+    v2g_floor = np.where(net.car_discharge_kw > 0, net.car_v2g_soc_min * net.car_capacity_kwh, 0.0)
+    return car_bounds(net, energy_kwh, home, trip, need, np.zeros(nc), np.full(k, net.step_h), v2g_floor,
+                      down=down)

@@ -60,9 +60,6 @@ class Clairvoyant:
         self.solver = LpSolver(self.model.A)
         self.wts = self.weights or weights_for(self.mode, float(inp.price_jpy_per_kwh.mean()),
                                                float(inp.co2_kg_per_kwh.mean()))
-        b = inp.bookings
-        self.ok = b.car >= 0
-        self.trip = np.where(self.ok, b.km * s.car_kwh_per_km[np.maximum(b.car, 0)], 0.0)
         self.noncritical = inp.homes_kw + inp.buildings_kw
         self.shelters = np.where(inp.grid_up, inp.shelter_normal_kw, inp.shelter_critical_kw)
         n = sim.grid.n_steps
@@ -92,10 +89,12 @@ class Clairvoyant:
     def _replan(self, obs: Observation) -> None:
         sim, t, w, net = self.sim, obs.step, self.w, self.net
         inp, b = sim.inputs, sim.inputs.bookings
-        ok = self.ok
+        car = sim.fleet.car_of  # as realised so far (a booking system may have moved one), else as planned
+        ok = car >= 0
+        trip = b.km[ok] * sim.system.car_kwh_per_km[car[ok]]
         car_kwh = obs.car_soc * net.car_capacity_kwh
-        cars = known_bookings_bounds(net, car_kwh, b.car[ok], b.start_step[ok] - t, b.end_step[ok] - t,
-                                     self.trip[ok], w, ~_window(self.up, t, w))
+        cars = known_bookings_bounds(net, car_kwh, car[ok], b.start_step[ok] - t, b.end_step[ok] - t, trip, w,
+                                     ~_window(self.up, t, w))
         peak = float(sim.rec.col["grid_import_kw"][:t].max()) if t else 0.0
         self._h = h = Horizon(
             pv_town_kw=_window(inp.pv_town_kw, t, w), pv_site_kw=_window(inp.pv_site_kw, t, w),

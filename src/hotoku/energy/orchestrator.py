@@ -24,7 +24,9 @@ from hotoku.energy.solver import LpSolver
 from hotoku.town import Scenario, TimeGrid
 from hotoku.twin.controller import Observation, Setpoints
 
-READY_SOC = 0.6  # as the twin's baselines: walk-up bookings come with an hour or two of notice
+READY_SOC = 0.3  # a plugged-in car charges at once below this: enough for a typical walk-up trip (about 50 km);
+# a longer trip booked at short notice goes to a car that holds enough (the booking system checks), and a
+# higher floor means charging at night from the grid what the next day's sun would have given
 STANDING_RESERVE_SOC = 0.5  # resilience mode: town batteries keep this much for an unannounced outage
 BACKLOG_HOURS = 6.0  # compute work may wait at most this long (in hours of its profile)
 PEAK_Z = 3.0  # planned import stays this many load-forecast spreads below the peak (the first period: scenarios)
@@ -162,7 +164,7 @@ class Orchestrator:
         ready = self.ready_soc if obs.grid_available else 0.0  # in an outage, V2G may go down to its floor
         cars = next_booking_bounds(net, obs.car_soc * net.car_capacity_kwh, obs.car_plugged,
                                    obs.car_next_departure_step - t, obs.car_next_trip_kwh, self.edges, ready,
-                                   self.return_soc, fill_by, down)
+                                   self.return_soc, fill_by, down, obs.car_next_need_kwh)
         return Horizon(
             pv_town_kw=pv_town, pv_site_kw=pv_site,
             noncritical_kw=np.maximum(load - float(net.shelter_normal_kw.sum()), 0.0), shelter_kw=shelters,

@@ -86,6 +86,9 @@ class Observation:
     car_next_departure_step: np.ndarray  # of the next booking made so far; NO_DEPARTURE if none
     car_next_trip_kwh: np.ndarray  # energy that booking's distance needs
     system: SystemInfo
+    # energy the car must hold at that departure for all its known bookings (trip, reserve, and what later
+    # bookings need beyond flat-out charging in between); None: the trip plus the reserve
+    car_next_need_kwh: np.ndarray | None = None
     _sim: Simulation | None = field(default=None, repr=False, compare=False)
     _forecast: Forecast | None = field(default=None, repr=False, compare=False)  # one read from the broker
 

@@ -52,6 +52,8 @@ def observation_entities(town: str, obs: Observation, forecast: Forecast, at: st
             "price": _floats(forecast.price_jpy_per_kwh), "co2Factor": _floats(forecast.co2_kg_per_kwh)}},
     }
     entities = [status]
+    need = obs.car_next_trip_kwh + s.car_reserve_soc * s.car_capacity_kwh if obs.car_next_need_kwh is None \
+        else obs.car_next_need_kwh
     for i, bid in enumerate(s.battery_ids):
         entities.append({"id": urn("Battery", town, bid), "type": "Battery",
                          "stateOfCharge": _p(float(obs.battery_soc[i]), at, "C62")})
@@ -62,6 +64,7 @@ def observation_entities(town: str, obs: Observation, forecast: Forecast, at: st
             "plugged": _p(bool(obs.car_plugged[i]), at),
             "nextDepartureStep": _p(int(obs.car_next_departure_step[i]), at),
             "nextTripEnergy": _p(float(obs.car_next_trip_kwh[i]), at, "KWH"),
+            "nextDepartureEnergy": _p(float(need[i]), at, "KWH"),
             "refChargingStation": {"type": "Relationship",
                                    "object": urn("EVChargingStation", town, s.station_ids[int(s.car_station[i])])},
         })
@@ -112,6 +115,7 @@ def observation_from_entities(system: SystemInfo, entities: list[dict[str, Any]]
                                          dtype=np.int64),
         car_next_trip_kwh=np.array([_value(cars[c], "nextTripEnergy") for c in system.car_ids], dtype=float),
         system=system, _forecast=forecast,
+        car_next_need_kwh=np.array([_value(cars[c], "nextDepartureEnergy") for c in system.car_ids], dtype=float),
     )
     return obs, forecast
 

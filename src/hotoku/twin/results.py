@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from hotoku.town import Scenario
+from hotoku.twin.bookings import Bookings
 from hotoku.twin.controller import SystemInfo
 from hotoku.twin.fleet import TripTotals
 from hotoku.twin.grid import monthly_peaks_kw
@@ -32,6 +33,13 @@ class Results:
     steps: int
     runtime_s: float
     device_ids: list[str]
+    car_of: np.ndarray | None = None  # each booking's car as realised in the run (-1: refused); None: as planned
+
+    @property
+    def bookings(self) -> Bookings:
+        """The bookings with the cars that served them in this run."""
+        b = self.inputs.bookings
+        return b if self.car_of is None else replace(b, car=self.car_of)
 
     def col(self, name: str) -> np.ndarray:
         return self.rec.col[name][: self.steps]
@@ -53,7 +61,7 @@ class Results:
         months = (self.inputs.grid.times_local[:n].year * 100 + self.inputs.grid.times_local[:n].month).to_numpy()
         demand_charge = self.scenario.grid.tariff.demand_charge_jpy_per_kw_month * float(
             monthly_peaks_kw(self.col("grid_import_kw"), months).sum()) if n else 0.0
-        b = self.inputs.bookings
+        b = self.bookings
         in_period = b.start_step < n
         started, failed = self.trips.started, self.trips.failed
         down = self.col("grid_up") < 0.5
@@ -79,6 +87,8 @@ class Results:
                                                      float(s.battery_capacity_kwh.sum())),
             "booking_requests": int(in_period.sum()),
             "rejected_requests": int((in_period & (b.car < 0)).sum()),
+            "rejected_when_made": self.trips.rejected,  # of those: refused live (no car could serve them then)
+            "reassigned_bookings": self.trips.reassigned,
             "bookings": started,
             "failed_bookings": failed,
             "service_level": (started - failed) / started if started else 1.0,

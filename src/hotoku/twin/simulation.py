@@ -75,7 +75,8 @@ class Simulation:
         self.bat_green = np.zeros(len(self.bat_energy))
         mob = scenario.mobility
         self.fleet = Fleet(inputs.bookings, s.car_capacity_kwh, s.car_kwh_per_km, mob.soc_initial if mob else 0.0,
-                           s.car_reserve_soc)
+                           s.car_reserve_soc, car_station=s.car_station, soc_max=s.car_soc_max,
+                           gain_kwh_per_step=s.car_charge_kw * self.plant.car_eta_charge * s.step_h)
         self.rec = Recorder(self.grid.n_steps, len(s.battery_ids), len(s.car_ids), len(s.site_ids),
                             inputs.shelter_normal_kw.shape[0], len(s.compute_sites))
         self._noncritical = inputs.homes_kw + inputs.buildings_kw
@@ -105,7 +106,7 @@ class Simulation:
             site_pv_kw=self._last_site_pv.copy(), site_load_kw=self._last_site_load.copy(),
             battery_soc=self.bat_energy / s.battery_capacity_kwh, car_soc=f.energy_kwh / s.car_capacity_kwh,
             car_plugged=f.plugged.copy(), car_next_departure_step=f.next_departure_step.copy(),
-            car_next_trip_kwh=f.next_trip_kwh.copy(), system=s, _sim=self)
+            car_next_trip_kwh=f.next_trip_kwh.copy(), car_next_need_kwh=f.next_need_kwh.copy(), system=s, _sim=self)
 
     def forecast(self, step: int, steps: int) -> Forecast:
         """The day-ahead forecast from ``step`` for ``steps`` steps (the tariff is known exactly)."""
@@ -182,7 +183,7 @@ class Simulation:
     def results(self, controller: str = "", runtime_s: float = 0.0) -> Results:
         """The records so far, with KPIs and series helpers."""
         return Results(self.scenario, controller, self.inputs, self.system, self.rec, self.fleet.totals,
-                       self.t, runtime_s, self.device_ids)
+                       self.t, runtime_s, self.device_ids, self.fleet.car_of.copy())
 
 
 def run(sim: Simulation, controller: Controller, name: str = "",
