@@ -8,8 +8,9 @@ from typing import Annotated, Any
 import typer
 
 YEAR_ROWS = ("green_share", "self_sufficiency", "grid_import_kwh", "grid_export_kwh", "co2_t", "cost_jpy",
-             "peak_import_kw", "curtailment_kwh", "unserved_kwh", "battery_cycles", "v2g_kwh", "bookings",
-             "failed_bookings", "avoidable_failed_bookings", "failed_after_v2g", "clipped_commands", "outage_h",
+             "peak_import_kw", "curtailment_kwh", "unserved_kwh", "battery_cycles", "v2g_kwh", "booking_requests",
+             "rejected_requests", "rejected_when_made", "reassigned_bookings", "bookings", "failed_bookings",
+             "avoidable_failed_bookings", "failed_after_v2g", "clipped_commands", "outage_h",
              "runtime_s")
 
 

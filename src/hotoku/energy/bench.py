@@ -67,8 +67,12 @@ def goals(year: dict[str, dict[str, Any]], days: int) -> list[dict[str, Any]]:
     def rel(k: str) -> float:
         return (h[k] - c[k]) / abs(c[k]) if c[k] else 0.0
 
+    # a booking fails by the controller if its car left short although flat-out charging would have served it,
+    # or if it was refused when made because the controller had left every car of the station too empty
+    # (flat-out charging, the uncontrolled rule, never causes such a refusal)
+    by_ctl = h["avoidable_failed_bookings"] + max(h["rejected_when_made"] - u["rejected_when_made"], 0)
     rows = [
-        ("bookings failed by the controller", h["avoidable_failed_bookings"], "0", h["avoidable_failed_bookings"] == 0),
+        ("bookings failed or refused by the controller", by_ctl, "0", by_ctl == 0),
         ("green share gap to clairvoyant (pp)", 100 * (c["green_share"] - h["green_share"]), "<= 2",
          c["green_share"] - h["green_share"] <= 0.02),
         ("CO2 above clairvoyant (%)", 100 * rel("co2_t"), "<= 5", rel("co2_t") <= 0.05),

@@ -79,7 +79,7 @@ def car_bounds(net: Network, energy_kwh: np.ndarray, home: np.ndarray, trip_kwh:
 
 
 def next_booking_bounds(net: Network, energy_kwh: np.ndarray, plugged: np.ndarray, departure_offset: np.ndarray,
-                        trip_kwh: np.ndarray, edges: np.ndarray, ready_soc: float,
+                        trip_kwh: np.ndarray, edges: np.ndarray, ready_soc: float | np.ndarray,
                         return_soc: float = RETURN_SOC, fill_by: int | None = None,
                         down: np.ndarray | None = None, chain_need_kwh: np.ndarray | None = None) -> CarBounds:
     """Bounds from what the operator knows now: each car's next booking, ``departure_offset`` steps from now.

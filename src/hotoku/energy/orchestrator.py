@@ -30,6 +30,8 @@ READY_SOC = 0.3  # a plugged-in car charges at once below this: enough for a typ
 STANDING_RESERVE_SOC = 0.5  # resilience mode: town batteries keep this much for an unannounced outage
 BACKLOG_HOURS = 6.0  # compute work may wait at most this long (in hours of its profile)
 PEAK_Z = 3.0  # planned import stays this many load-forecast spreads below the peak (the first period: scenarios)
+LONG_TRIP_CARS = 1  # per station, the fullest idle car is kept ready for the longest walk-up trip ...
+LONG_TRIP_SOC = 0.75  # ... about 165 km plus the reserve (the longest trip members book)
 ISLAND_Z = 1.65  # without the grid, plan on PV and load each at their 5 % worst
 
 
@@ -157,11 +159,20 @@ class Orchestrator:
         if self.mode is Mode.RESILIENCE:
             town = net.bat_site < 0
             bat_min[town] = np.maximum(bat_min[town], np.minimum(STANDING_RESERVE_SOC * cap[town, None], reach[town]))
+        if not down.any():  # the day after the horizon: enter it with what keeps its import within the peak
+            town = net.bat_site < 0
+            # ... charged within that peak's headroom on the forecast (the bound must not itself set a peak)
+            own = load + net.compute_profile_kw[:, hours].sum(axis=0) - pv_town - pv_site.sum(axis=0)
+            room = np.minimum(np.maximum(self.peak_kw - own, 0.0)[None, :], net.bat_charge_kw[town, None])
+            within = bat_e[town] + net.bat_eta[town] * room.sum(axis=1) * dt * cap[town] / cap[town].sum()
+            bat_min[town, -1] = np.maximum(bat_min[town, -1], np.minimum.reduce([
+                self._day_after_kwh(obs) / net.bat_eta[town] + net.bat_soc_min[town] * cap[town],
+                net.bat_soc_max[town] * cap[town], reach[town, -1], np.maximum(within, bat_min[town, -1])]))
         first = int(np.argmax(down)) if down.any() else 0
         if first >= 1:  # a warned outage ahead: every store full when it starts (planned from the warning on)
             fill_by = first - 1
             bat_min[:, fill_by] = np.maximum(bat_min[:, fill_by], np.minimum(net.bat_soc_max * cap, reach[:, fill_by]))
-        ready = self.ready_soc if obs.grid_available else 0.0  # in an outage, V2G may go down to its floor
+        ready = self._ready_floor(obs) if obs.grid_available else 0.0  # in an outage V2G may go down to its floor
         cars = next_booking_bounds(net, obs.car_soc * net.car_capacity_kwh, obs.car_plugged,
                                    obs.car_next_departure_step - t, obs.car_next_trip_kwh, self.edges, ready,
                                    self.return_soc, fill_by, down, obs.car_next_need_kwh)
@@ -177,6 +188,34 @@ class Orchestrator:
             peak_so_far_kw=self.peak_kw,
             spread_kw=float(np.hypot(self.pv.spread_kw[0], self.load.spread_kw[0])),
             peak_margin_kw=np.concatenate([[0.0], PEAK_Z * self.load.spread_kw[1:]]))
+
+    def _day_after_kwh(self, obs: Observation) -> np.ndarray:
+        """Energy the town batteries (shared by capacity) must hold at the horizon's end so that, on the
+        day-ahead forecast of the 24 h after it, import need not exceed the peak so far: the largest running
+        sum, from the horizon's end, of net load above that peak. A cheap look-ahead in place of a longer
+        horizon (a cloudy heat wave needs the stores filled, within the peak, the night before)."""
+        net, k = self.net, self.K
+        town = net.bat_site < 0
+        fc = obs.forecast(2 * k)
+        if len(fc.pv_kw) < 2 * k or self.peak_kw <= 0 or not town.any():
+            return np.zeros(int(town.sum()))
+        hours = np.floor(obs.local_hour + np.arange(k, 2 * k) * net.step_h).astype(int) % 24
+        net_load = fc.load_kw[k:] + net.compute_profile_kw[:, hours].sum(axis=0) - fc.pv_kw[k:]
+        need = max(float(np.max(np.cumsum((net_load - self.peak_kw) * net.step_h))), 0.0)
+        cap = net.bat_capacity_kwh[town]
+        return need * cap / cap.sum()
+
+    def _ready_floor(self, obs: Observation) -> np.ndarray:
+        """Per car, the SOC below which it charges at once: low for most cars (a typical trip), high for the
+        ``LONG_TRIP_CARS`` fullest idle cars of each station, so a long trip booked at short notice finds a car
+        (the booking system would refuse it otherwise)."""
+        s = obs.system
+        floor = np.full(len(s.car_ids), self.ready_soc)
+        idle = obs.car_plugged & (obs.car_next_departure_step - obs.step > round(4 / s.step_h))
+        for st in range(len(s.station_ids)):
+            mine = np.flatnonzero((s.car_station == st) & idle)
+            floor[mine[np.argsort(-obs.car_soc[mine], kind="stable")[:LONG_TRIP_CARS]]] = LONG_TRIP_SOC
+        return floor
 
     def forecast_errors(self) -> dict[str, dict[str, dict[str, float]]]:
         """MAE and skill against persistence of the PV and load forecasts so far, by lead."""
