@@ -13,15 +13,9 @@ from typing import Any
 import numpy as np
 
 from hotoku.energy.model import Horizon, Plan
+from hotoku.twin.ngsi import prop as _p
 
 PLAN_TYPE = "EnergySchedule"
-
-
-def _p(value: Any, at: str, unit: str | None = None) -> dict[str, Any]:
-    prop: dict[str, Any] = {"type": "Property", "value": value, "observedAt": at}
-    if unit:
-        prop["unitCode"] = unit
-    return prop
 
 
 def _r(a: np.ndarray) -> list[float]:

@@ -23,11 +23,15 @@ def urn(kind: str, town: str, local: str) -> str:
     return f"urn:ngsi-ld:{kind}:{town}:{local}"
 
 
-def _p(value: Any, observed_at: str, unit: str | None = None) -> dict[str, Any]:
-    prop: dict[str, Any] = {"type": "Property", "value": value, "observedAt": observed_at}
+def prop(value: Any, observed_at: str, unit: str | None = None) -> dict[str, Any]:
+    """An NGSI-LD Property observed at ``observed_at``, with a UN/CEFACT unit code if given."""
+    out: dict[str, Any] = {"type": "Property", "value": value, "observedAt": observed_at}
     if unit:
-        prop["unitCode"] = unit
-    return prop
+        out["unitCode"] = unit
+    return out
+
+
+_p = prop
 
 
 def _floats(a: np.ndarray) -> list[float]:
