@@ -82,3 +82,29 @@ def test_a_warned_outage_finds_the_stores_full_in_resilience_mode(town):
     full = sim.system.battery_soc_max
     assert np.all(soc[True] >= full - 0.02)
     assert soc[True].sum() > soc[False].sum()
+
+
+def _first_horizons(sc, steps: int, **kw) -> list:
+    """The Horizons ``hotoku`` plans over in the first ``steps`` steps of 1 April."""
+    sim = Simulation(sc, days=3, start="2030-04-01")  # the day after the horizon lies within the run
+    ctl, seen = Orchestrator(**kw), []
+    solve = ctl._solve
+    ctl._solve = lambda h: (seen.append(h), solve(h))[1]
+    for _ in range(steps):
+        sim.step(ctl.decide(sim.observation()))
+    return seen
+
+
+def test_import_up_to_the_demand_target_is_no_peak(town):
+    assert town.grid.demand_target_kw == 250
+    assert all(h.peak_so_far_kw >= 250 for h in _first_horizons(town, 3))
+    none = town.model_copy(update={"grid": town.grid.model_copy(update={"demand_target_kw": None})})
+    assert _first_horizons(none, 1)[0].peak_so_far_kw == 0.0
+
+
+def test_a_day_after_beyond_the_peak_stretches_the_horizon_to_two_days(town):
+    # a 1 kW demand target: on the first step the day after the horizon needs far more than the stores hold
+    low = town.model_copy(update={"grid": town.grid.model_copy(update={"demand_target_kw": 1.0})})
+    assert len(_first_horizons(low, 1)[0].grid_up) == 2 * 96
+    assert len(_first_horizons(low, 1, stretch=False)[0].grid_up) == 96
+    assert len(_first_horizons(town, 1)[0].grid_up) == 96  # an April day after within 250 kW: one day

@@ -9,6 +9,7 @@ import pytest
 from hotoku.town import load_scenario
 from hotoku.twin import NO_DEPARTURE, Observation, Setpoints, Simulation, make_controller, run
 from hotoku.twin.controller import SystemInfo
+from hotoku.twin.ngsi import commands_from_setpoints
 
 TOWN = "odawara-zero-carbon-town"
 
@@ -155,7 +156,7 @@ def test_stepping_api_for_live_mode(town) -> None:
     assert sim.t == 96
     with pytest.raises(RuntimeError, match="end of its period"):
         sim.step()
-    with pytest.raises(KeyError, match="unknown device kind"):
+    with pytest.raises(KeyError, match="unknown device key"):
         Setpoints.from_ids(sim.system, {"heater:x": 1.0})
 
 
@@ -174,3 +175,45 @@ def test_island_keeps_shelters_and_never_imports(town) -> None:
     hours = [res.kpis[f"shelter_{s.id}_powered_h"] for s in town.loads.shelters]
     assert all(0 < h <= 48 for h in hours)
     assert res.col("battery_discharge_kw")[down].sum() > 0  # the grid-forming battery carried the island
+
+
+class _Caps:
+    """Batteries idle by command, grid exchange capped: grid-limit mode alone moves them."""
+
+    def __init__(self, imp: float | None, exp: float | None) -> None:
+        self.caps = imp, exp
+
+    def decide(self, obs: Observation) -> Setpoints:
+        return Setpoints(import_cap_kw=self.caps[0], export_cap_kw=self.caps[1])
+
+
+def test_grid_limit_mode_holds_the_caps_while_the_town_battery_can(town) -> None:
+    first = Simulation(town, days=2, start="2030-04-01")
+    free = run(first, _Caps(None, None))
+    capped = run(Simulation(town, inputs=first.inputs), _Caps(50.0, 0.0))
+    s = capped.system
+    town_bat = np.flatnonzero(s.battery_site < 0)
+    assert np.all(free.rec.battery_kw == 0) and free.kpis["grid_cap_kwh"] == 0
+    imp, exp = capped.col("grid_import_kw"), capped.col("grid_export_kw")
+    soc = capped.rec.battery_soc[:, town_bat].min(axis=1)
+    # above a cap only when the battery ran out of power or charge that step; exporting only when it was full
+    over = imp > 50.0 + 1e-6
+    at_limit = (capped.rec.battery_kw[:, town_bat[0]] <= -s.battery_discharge_kw[town_bat[0]] + 1e-6) | \
+        (soc <= s.battery_soc_min[town_bat[0]] + 1e-6)
+    assert np.all(at_limit[over])
+    full = (soc >= s.battery_soc_max[town_bat[0]] - 1e-6) | \
+        (capped.rec.battery_kw[:, town_bat[0]] >= s.battery_charge_kw[town_bat[0]] - 1e-6)
+    assert np.all(full[exp > 1e-6])
+    assert capped.kwh("grid_export_kw") < free.kwh("grid_export_kw")
+    assert capped.kwh("grid_import_kw") < free.kwh("grid_import_kw")
+    # the moves are reported as "grid cap", not counted as clipped commands
+    assert capped.kpis["grid_cap_kwh"] > 0 and capped.kpis["clipped_commands"] == 0
+    assert set(capped.clipped_commands()["reason"]) == {"grid cap"}
+
+
+def test_grid_caps_travel_as_device_keys(town) -> None:
+    sim = Simulation(town, days=1)
+    sp = Setpoints.from_ids(sim.system, {"grid:importCap": 120.0, "grid:exportCap": 0.0})
+    assert (sp.import_cap_kw, sp.export_cap_kw) == (120.0, 0.0)
+    back = commands_from_setpoints(sim.system, sp)
+    assert back["grid:importCap"] == 120.0 and back["grid:exportCap"] == 0.0

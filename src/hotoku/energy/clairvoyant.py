@@ -83,8 +83,11 @@ class Clairvoyant:
         share = None
         if not h.grid_up[j] or p.shed_kw[j] > 1e-6:
             share = float(np.clip(1 - p.shed_kw[j] / max(h.noncritical_kw[j], 1e-9), 0.0, 1.0))
+        up = bool(h.grid_up[j] and obs.grid_available)
         return Setpoints(battery_kw=p.battery_kw[:, j], car_kw=p.car_kw[:, j],
-                         compute_kw=p.compute_kw[s.compute_sites, j], noncritical_share=share)
+                         compute_kw=p.compute_kw[s.compute_sites, j], noncritical_share=share,
+                         import_cap_kw=float(p.import_kw[j]) if up else None,
+                         export_cap_kw=float(p.export_kw[j]) if up else None)
 
     def _replan(self, obs: Observation) -> None:
         sim, t, w, net = self.sim, obs.step, self.w, self.net
@@ -95,7 +98,8 @@ class Clairvoyant:
         car_kwh = obs.car_soc * net.car_capacity_kwh
         cars = known_bookings_bounds(net, car_kwh, car[ok], b.start_step[ok] - t, b.end_step[ok] - t, trip, w,
                                      ~_window(self.up, t, w))
-        peak = float(sim.rec.col["grid_import_kw"][:t].max()) if t else 0.0
+        peak = max(float(sim.rec.col["grid_import_kw"][:t].max()) if t else 0.0,
+                   sim.scenario.grid.demand_target_kw or 0.0)
         self._h = h = Horizon(
             pv_town_kw=_window(inp.pv_town_kw, t, w), pv_site_kw=_window(inp.pv_site_kw, t, w),
             noncritical_kw=_window(self.noncritical, t, w), shelter_kw=_window(self.shelters, t, w),

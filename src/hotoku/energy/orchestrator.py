@@ -41,14 +41,15 @@ class Orchestrator:
     def __init__(self, mode: Mode | str = Mode.GREEN, horizon_h: float = 24.0, *, scenario: Scenario | None = None,
                  grid: TimeGrid | None = None, warnings: Iterable[OutageWarning] = (), ready_soc: float = READY_SOC,
                  return_soc: float = RETURN_SOC, weights: Weights | None = None, warm_start: bool = True,
-                 use_day_ahead: bool = True) -> None:
+                 use_day_ahead: bool = True, stretch: bool = True) -> None:
         if not 0 < horizon_h <= 48:
             raise ValueError("horizon_h must lie in (0, 48]")
         self.mode, self.horizon_h = Mode(mode), horizon_h
         self.scenario, self.grid = scenario, grid
         self.warnings = list(warnings)
         self.ready_soc, self.return_soc, self.weights = ready_soc, return_soc, weights
-        self.warm_start, self.use_day_ahead = warm_start, use_day_ahead
+        self.warm_start, self.use_day_ahead, self.stretch = warm_start, use_day_ahead, stretch
+        self.stretched_steps = 0  # steps planned over twice the horizon (see ``decide``)
         self.solve_s: list[float] = []
         self.failed_solves = 0
         self.last_error = ""
@@ -68,11 +69,9 @@ class Orchestrator:
         s = obs.system
         self.net = net = Network.from_scenario(self.scenario, s)
         self.K = k = max(1, round(self.horizon_h / s.step_h))
-        self.edges = np.arange(k + 1)
-        self.model = DispatchModel(net, np.full(k, s.step_h))
-        self.solver = LpSolver(self.model.A, warm=self.warm_start)
+        self._lps: dict[int, tuple[DispatchModel, LpSolver]] = {}
         g = self.grid
-        longer = TimeGrid(g.start, g.n_steps + k, g.step_minutes, g.timezone)
+        longer = TimeGrid(g.start, g.n_steps + 2 * k, g.step_minutes, g.timezone)
         town, sites = clear_sky_pv_kw(self.scenario, longer.midpoints_utc)
         self.pv = PVForecaster(town, sites)
         self.load = LoadForecaster(g.steps_per_day)
@@ -82,7 +81,8 @@ class Orchestrator:
                                              float(np.mean(fc.co2_kg_per_kwh)))
         self.system = s
         self.backlog = np.zeros(net.n_site)
-        self.peak_kw = 0.0
+        self.peak_kw = self.scenario.grid.demand_target_kw or 0.0  # import may reach this at no cost: the demand
+        # target, then the highest import measured (the contract follows the year's highest demand)
         self._prev: Observation | None = None
         self._prev_car_kw = np.zeros(net.n_car)
         self._ready = True
@@ -92,6 +92,11 @@ class Orchestrator:
             self._setup(obs)
         k, t = self.K, obs.step
         self._measure(obs)
+        # a day after the horizon that the stores cannot meet within the peak (a cloudy heat wave): plan over
+        # both days; a bound on the horizon's last stores is a poorer guide there than the LP itself
+        if self.stretch and self._day_after_kwh(obs, k).sum() > 0:
+            k = 2 * k
+            self.stretched_steps += 1
         fc = obs.forecast(k)
         da_pv = _pad(fc.pv_kw, k) if self.use_day_ahead else None
         da_load = _pad(fc.load_kw, k) if self.use_day_ahead else None
@@ -99,7 +104,7 @@ class Orchestrator:
         load = self.load.forecast(k, da_load)
         self.pv_errors.issue(t, pv_town + pv_site.sum(axis=0), self._last_pv, da_pv)
         self.load_errors.issue(t, load, obs.load_kw if t else np.nan, da_load)
-        h = self._horizon(obs, pv_town, pv_site, load, _pad(fc.price_jpy_per_kwh, k), _pad(fc.co2_kg_per_kwh, k))
+        h = self._horizon(obs, k, pv_town, pv_site, load, _pad(fc.price_jpy_per_kwh, k), _pad(fc.co2_kg_per_kwh, k))
         plan = self._solve(h)
         self._prev = obs
         if plan is None:
@@ -110,8 +115,11 @@ class Orchestrator:
         if not h.grid_up[0] or plan.shed_kw[0] > 1e-6:
             share = float(np.clip(1 - plan.shed_kw[0] / max(h.noncritical_kw[0], 1e-9), 0.0, 1.0))
         self._prev_car_kw = car
+        up = bool(h.grid_up[0] and obs.grid_available)  # the batteries hold the plan's grid flow against surprises
         return Setpoints(battery_kw=plan.battery_kw[:, 0], car_kw=car,
-                         compute_kw=plan.compute_kw[obs.system.compute_sites, 0], noncritical_share=share)
+                         compute_kw=plan.compute_kw[obs.system.compute_sites, 0], noncritical_share=share,
+                         import_cap_kw=float(plan.import_kw[0]) if up else None,
+                         export_cap_kw=float(plan.export_kw[0]) if up else None)
 
     def _measure(self, obs: Observation) -> None:
         """Turn the measurements of the step just ended into forecast updates, the peak and the work backlog."""
@@ -140,10 +148,10 @@ class Orchestrator:
         hour = int(prev.local_hour) % 24
         self.backlog = np.maximum(self.backlog + dt * (net.compute_profile_kw[:, hour] - obs.site_load_kw), 0.0)
 
-    def _horizon(self, obs: Observation, pv_town: np.ndarray, pv_site: np.ndarray, load: np.ndarray,
+    def _horizon(self, obs: Observation, k: int, pv_town: np.ndarray, pv_site: np.ndarray, load: np.ndarray,
                  price: np.ndarray, co2: np.ndarray) -> Horizon:
-        net, k, t, dt = self.net, self.K, obs.step, self.net.step_h
-        down = expected_down(self.warnings, t, self.edges, dt, obs.grid_available) | (self.mode is Mode.ISLAND)
+        net, t, dt, edges = self.net, obs.step, self.net.step_h, np.arange(k + 1)
+        down = expected_down(self.warnings, t, edges, dt, obs.grid_available) | (self.mode is Mode.ISLAND)
         up = ~down
         hours = np.floor(obs.local_hour + np.arange(k) * dt).astype(int) % 24
         shelters = np.where(up, net.shelter_normal_kw[:, None], net.shelter_critical_kw[:, None])
@@ -166,7 +174,7 @@ class Orchestrator:
             room = np.minimum(np.maximum(self.peak_kw - own, 0.0)[None, :], net.bat_charge_kw[town, None])
             within = bat_e[town] + net.bat_eta[town] * room.sum(axis=1) * dt * cap[town] / cap[town].sum()
             bat_min[town, -1] = np.maximum(bat_min[town, -1], np.minimum.reduce([
-                self._day_after_kwh(obs) / net.bat_eta[town] + net.bat_soc_min[town] * cap[town],
+                self._day_after_kwh(obs, k) / net.bat_eta[town] + net.bat_soc_min[town] * cap[town],
                 net.bat_soc_max[town] * cap[town], reach[town, -1], np.maximum(within, bat_min[town, -1])]))
         first = int(np.argmax(down)) if down.any() else 0
         if first >= 1:  # a warned outage ahead: every store full when it starts (planned from the warning on)
@@ -174,7 +182,7 @@ class Orchestrator:
             bat_min[:, fill_by] = np.maximum(bat_min[:, fill_by], np.minimum(net.bat_soc_max * cap, reach[:, fill_by]))
         ready = self._ready_floor(obs) if obs.grid_available else 0.0  # in an outage V2G may go down to its floor
         cars = next_booking_bounds(net, obs.car_soc * net.car_capacity_kwh, obs.car_plugged,
-                                   obs.car_next_departure_step - t, obs.car_next_trip_kwh, self.edges, ready,
+                                   obs.car_next_departure_step - t, obs.car_next_trip_kwh, edges, ready,
                                    self.return_soc, fill_by, down, obs.car_next_need_kwh)
         return Horizon(
             pv_town_kw=pv_town, pv_site_kw=pv_site,
@@ -189,12 +197,12 @@ class Orchestrator:
             spread_kw=float(np.hypot(self.pv.spread_kw[0], self.load.spread_kw[0])),
             peak_margin_kw=np.concatenate([[0.0], PEAK_Z * self.load.spread_kw[1:]]))
 
-    def _day_after_kwh(self, obs: Observation) -> np.ndarray:
+    def _day_after_kwh(self, obs: Observation, k: int) -> np.ndarray:
         """Energy the town batteries (shared by capacity) must hold at the horizon's end so that, on the
         day-ahead forecast of the 24 h after it, import need not exceed the peak so far: the largest running
         sum, from the horizon's end, of net load above that peak. A cheap look-ahead in place of a longer
         horizon (a cloudy heat wave needs the stores filled, within the peak, the night before)."""
-        net, k = self.net, self.K
+        net = self.net
         town = net.bat_site < 0
         fc = obs.forecast(2 * k)
         if len(fc.pv_kw) < 2 * k or self.peak_kw <= 0 or not town.any():
@@ -233,17 +241,25 @@ class Orchestrator:
     def solve_p95_s(self) -> float:
         return float(np.percentile(self.solve_s, 95)) if self.solve_s else 0.0
 
+    def _lp(self, k: int) -> tuple[DispatchModel, LpSolver]:
+        """The LP over ``k`` periods and its solver (kept, so each length warm-starts from its own last basis)."""
+        if k not in self._lps:
+            model = DispatchModel(self.net, np.full(k, self.net.step_h))
+            self._lps[k] = model, LpSolver(model.A, warm=self.warm_start)
+        return self._lps[k]
+
     def _solve(self, h: Horizon) -> Plan | None:
-        cost, lo, hi, rlo, rhi = self.model.bounds_and_costs(h, self.w)
+        model, solver = self._lp(len(h.grid_up))
+        cost, lo, hi, rlo, rhi = model.bounds_and_costs(h, self.w)
         try:
-            x, obj = self.solver.solve(cost, lo, hi, rlo, rhi)
+            x, obj = solver.solve(cost, lo, hi, rlo, rhi)
         except Exception as e:  # any failure of the solver falls back to the safe rule, and is counted
             self.failed_solves += 1
             self.last_error = f"step {len(self.solve_s)}: {e}"
-            self.solve_s.append(self.solver.last_solve_s)
+            self.solve_s.append(solver.last_solve_s)
             return None
-        self.solve_s.append(self.solver.last_solve_s)
-        return self.model.plan(x, obj)
+        self.solve_s.append(solver.last_solve_s)
+        return model.plan(x, obj)
 
     def _fallback(self, obs: Observation, h: Horizon) -> Setpoints:
         """No plan: with the grid, charge every plugged car flat out (no booking fails), batteries idle; without

@@ -167,6 +167,8 @@ class Grid(Block):
     tariff: Tariff
     co2_kg_per_kwh: float = Field(0.45, ge=0, le=2)
     reference_co2_kg_per_kwh: float | None = Field(None, ge=0, le=2)
+    # the operator's demand target (デマンド目標値): import up to it is no peak worth cutting; None: every kW counts
+    demand_target_kw: float | None = Field(None, gt=0)
     price_series_file: str | None = None
     co2_series_file: str | None = None
     outages: list[Outage] = Field(default_factory=list)

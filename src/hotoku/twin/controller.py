@@ -108,16 +108,24 @@ class Setpoints:
 
     Defaults: batteries idle, cars not charging, compute loads on their fixed profile, all loads served.
     In an outage, shedding non-critical load keeps the batteries for the shelters' critical circuits.
+
+    ``import_cap_kw`` / ``export_cap_kw`` put the town bus's batteries in grid-limit mode for the step: their
+    inverters, which react within seconds where setpoints change every 15 minutes, discharge (or charge less)
+    when import would exceed the cap and charge more when export would, within their ratings and SOC window
+    (the import/export limit at the point of common coupling that battery inverters offer). ``None``: no cap.
     """
 
     battery_kw: Sequence[float] | np.ndarray | None = None
     car_kw: Sequence[float] | np.ndarray | None = None
     compute_kw: Sequence[float] | np.ndarray | None = None  # per entry of SystemInfo.compute_sites
     noncritical_share: float | None = None  # share of homes' and buildings' load to serve (1 = all, 0 = shed)
+    import_cap_kw: float | None = None
+    export_cap_kw: float | None = None
 
     @classmethod
     def from_ids(cls, system: SystemInfo, commands: Mapping[str, float]) -> Setpoints:
-        """Setpoints from ``{"battery:<id>": kW, "car:<id>": kW, "compute:<site>": kW, "noncritical:share": x}``.
+        """Setpoints from ``{"battery:<id>": kW, "car:<id>": kW, "compute:<site>": kW, "noncritical:share": x,
+        "grid:importCap": kW, "grid:exportCap": kW}``.
 
         This is the shape a live runner gets from the broker (one command per device id).
         """
@@ -125,6 +133,7 @@ class Setpoints:
         car = np.zeros(len(system.car_ids))
         comp: list[float] | None = None
         share: float | None = None
+        caps: dict[str, float] = {}
         for key, kw in commands.items():
             kind, _, ident = key.partition(":")
             if kind == "battery":
@@ -133,12 +142,15 @@ class Setpoints:
                 car[system.car_index(ident)] = kw
             elif kind == "noncritical":
                 share = float(kw)
+            elif kind == "grid" and ident in ("importCap", "exportCap"):
+                caps[ident] = float(kw)
             elif kind == "compute":
                 comp = comp or [np.nan] * len(system.compute_sites)
                 comp[[system.site_ids[i] for i in system.compute_sites].index(ident)] = kw
             else:
-                raise KeyError(f"unknown device kind in {key!r}: use battery:, car:, compute: or noncritical:")
-        return cls(bat, car, comp, share)
+                raise KeyError(f"unknown device key {key!r}: use battery:, car:, compute:, noncritical:share, "
+                               "grid:importCap or grid:exportCap")
+        return cls(bat, car, comp, share, caps.get("importCap"), caps.get("exportCap"))
 
 
 @runtime_checkable

@@ -3,7 +3,9 @@
 Order of enforcement (each change from a command is recorded with its reason):
 1. device limits: power ratings, SOC window, plugged-in, V2G capability;
 2. each site off the town bus balances through its link; surplus beyond the link is curtailed;
-3. the town bus: in an outage grid-forming batteries take up the residual; beyond the import limit,
+3. with the grid up and caps given, the town bus's batteries hold import and export within them (grid-limit
+   mode), within their ratings and SOC window;
+4. the town bus: in an outage grid-forming batteries take up the residual; beyond the import limit,
    charging is cut, then non-critical loads, then shelters in order; beyond the export limit,
    discharging is cut, then PV is curtailed (town first, then what the sites send).
 """
@@ -16,8 +18,8 @@ import numpy as np
 
 from hotoku.twin.storage import power_limits_kw
 
-OK, DEVICE_LIMIT, NOT_PLUGGED, NO_V2G, LINK_LIMIT, GRID_LIMIT, ISLAND = range(7)
-REASONS = ("ok", "device limit", "car not plugged in", "no V2G", "link limit", "grid limit", "island")
+OK, DEVICE_LIMIT, NOT_PLUGGED, NO_V2G, LINK_LIMIT, GRID_LIMIT, ISLAND, GRID_CAP = range(8)
+REASONS = ("ok", "device limit", "car not plugged in", "no V2G", "link limit", "grid limit", "island", "grid cap")
 EPS = 1e-9
 
 
@@ -89,13 +91,34 @@ def _cut_toward_zero(p: np.ndarray, idx: np.ndarray, amount: float, sign: int) -
     return cut
 
 
+def _hold_caps(bat: np.ndarray, idx: np.ndarray, lo: np.ndarray, hi: np.ndarray, residual: float,
+               caps_kw: tuple[float | None, float | None]) -> float:
+    """Grid-limit mode: move the batteries ``idx`` (in place, toward their limits, shared by the room each has)
+    so that the import ``residual`` stays within (import cap, export cap); returns the new residual."""
+    imp_cap, exp_cap = caps_kw
+    if imp_cap is not None and residual > imp_cap + EPS:
+        room = bat[idx] - lo[idx]
+        take = min(residual - imp_cap, float(room.sum()))
+        if take > EPS:
+            bat[idx] -= take * room / room.sum()
+            residual -= take
+    elif exp_cap is not None and residual < -exp_cap - EPS:
+        room = hi[idx] - bat[idx]
+        take = min(-exp_cap - residual, float(room.sum()))
+        if take > EPS:
+            bat[idx] += take * room / room.sum()
+            residual += take
+    return residual
+
+
 def dispatch(plant: Plant, t: int, bat_req: np.ndarray, car_req: np.ndarray, compute_kw: np.ndarray,
              bat_energy_kwh: np.ndarray, car_energy_kwh: np.ndarray, car_plugged: np.ndarray, pv_town_kw: float,
              pv_site_kw: np.ndarray, town_noncritical_kw: float, shelter_kw: np.ndarray, grid_up: bool,
-             noncritical_share: float = 1.0) -> Flows:
+             noncritical_share: float = 1.0, caps_kw: tuple[float | None, float | None] = (None, None)) -> Flows:
     """Apply one step's commands and return the resulting flows; stores are not updated here.
 
     ``noncritical_share`` is the share of homes' and buildings' load the operator chose to serve (load shedding).
+    ``caps_kw``: (import cap, export cap) that the town bus's batteries follow while the grid is up.
     """
     dt = plant.step_h
     nb, nc = len(bat_req), len(car_req)
@@ -155,6 +178,10 @@ def dispatch(plant: Plant, t: int, bat_req: np.ndarray, car_req: np.ndarray, com
     inflow = float(np.where(flow > 0, flow * (1 - plant.site_link_loss), flow / (1 - plant.site_link_loss)).sum())
     residual = nc_served + float(shelter_kw.sum()) + float(car.sum()) + float(bat[tb].sum()) - pv_town_kw - inflow
     imp_lim, exp_lim = (plant.import_limit_kw, plant.export_limit_kw) if grid_up else (0.0, 0.0)
+    if grid_up and len(tb):
+        before = bat[tb].copy()
+        residual = _hold_caps(bat, tb, blo, bhi, residual, caps_kw)
+        reason[tb[np.abs(bat[tb] - before) > EPS]] = GRID_CAP
     if not grid_up and len(plant.town_gf):
         gf = plant.town_gf
         before = bat[gf].copy()

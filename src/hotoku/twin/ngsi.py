@@ -143,6 +143,9 @@ def commands_from_setpoints(system: SystemInfo, sp: Any) -> dict[str, float]:
         out |= {f"compute:{s}": float(kw) for s, kw in zip(sites, sp.compute_kw, strict=True) if kw == kw}
     if sp.noncritical_share is not None:
         out["noncritical:share"] = float(sp.noncritical_share)
+    for key, cap in (("grid:importCap", sp.import_cap_kw), ("grid:exportCap", sp.export_cap_kw)):
+        if cap is not None:
+            out[key] = float(cap)
     return out
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 from hotoku.town import Scenario
 from hotoku.twin.bookings import Bookings
 from hotoku.twin.controller import SystemInfo
+from hotoku.twin.dispatch import GRID_CAP, REASONS
 from hotoku.twin.fleet import TripTotals
 from hotoku.twin.grid import monthly_peaks_kw
 from hotoku.twin.inputs import Inputs
@@ -68,7 +69,8 @@ class Results:
         served = self.rec.shelter_served_kw[:n]
         powered = (served >= self.rec.shelter_demand_kw[:n] - EPS) & down[:, None]
         req = self.rec.clip_requested_kw[:n]
-        clipped = self.rec.clip_reason[:n] != 0
+        capped = self.rec.clip_reason[:n] == GRID_CAP  # moved by grid-limit mode, as commanded: not a clip
+        clipped = (self.rec.clip_reason[:n] != 0) & ~capped
         kwp = self.scenario.pv_kwp
         out: dict[str, float] = {
             "green_share": green / (loads + trip) if loads + trip > 0 else 0.0,
@@ -101,6 +103,7 @@ class Results:
             "outage_h": float(down.sum() * dt),
             "clipped_commands": int(clipped.sum()),
             "clipped_kwh": float((np.abs(req - self.rec.clip_applied_kw[:n]) * clipped).sum() * dt),
+            "grid_cap_kwh": float((np.abs(req - self.rec.clip_applied_kw[:n]) * capped).sum() * dt),
             "runtime_s": self.runtime_s,
         }
         for i, sh in enumerate(self.scenario.loads.shelters):
@@ -131,9 +134,8 @@ class Results:
         return df
 
     def clipped_commands(self) -> pd.DataFrame:
-        """Every command the twin had to change: time, device, requested and applied kW, reason."""
-        from hotoku.twin.dispatch import REASONS
-
+        """Every command the twin changed: time, device, requested and applied kW, reason (grid-limit moves
+        included, as "grid cap")."""
         t, d = np.nonzero(self.rec.clip_reason[: self.steps])
         return pd.DataFrame({
             "time": self.inputs.grid.times_utc[t], "device": np.array(self.device_ids, dtype=object)[d],

@@ -158,7 +158,8 @@ class Simulation:
         fl = dispatch(plant, t, bat_req, car_req, comp, self.bat_energy,
                       f.energy_kwh, f.plugged, float(inp.pv_town_kw[t]), inp.pv_site_kw[:, t],
                       float(self._noncritical[t]), shelters, up,
-                      1.0 if sp.noncritical_share is None else float(sp.noncritical_share))
+                      1.0 if sp.noncritical_share is None else float(sp.noncritical_share),
+                      (sp.import_cap_kw, sp.export_cap_kw))
         account_step(self, t, fl, comp_req)
         self._last_car_kw = fl.car_kw
         # advance state: stores, then the next step's fleet events
