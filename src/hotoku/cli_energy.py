@@ -10,7 +10,7 @@ import typer
 YEAR_ROWS = ("green_share", "self_sufficiency", "grid_import_kwh", "grid_export_kwh", "co2_t", "cost_jpy",
              "peak_import_kw", "curtailment_kwh", "unserved_kwh", "battery_cycles", "v2g_kwh", "booking_requests",
              "rejected_requests", "rejected_when_made", "reassigned_bookings", "bookings", "failed_bookings",
-             "avoidable_failed_bookings", "failed_after_v2g", "clipped_commands", "outage_h",
+             "avoidable_failed_bookings", "failed_after_v2g", "clipped_commands", "grid_cap_kwh", "outage_h",
              "runtime_s")
 
 
@@ -99,7 +99,8 @@ def _print(out: dict[str, Any]) -> None:
     year = out["year"]
     t = Table("KPI", *year, title=f"{out['scenario']}: {out['days']} days, hotoku in {out['mode']} mode, "
                                   f"{out['horizon_h']:g} h horizon")
-    for k in (*YEAR_ROWS, *(k for k in year["hotoku"] if k.startswith("shelter_")), "solve_p95_s"):
+    for k in (*YEAR_ROWS, *(k for k in year["hotoku"] if k.startswith("shelter_")), "solve_p95_s",
+              "stretched_share"):
         t.add_row(k, *(_fmt(year[c][k]) if k in year[c] else "" for c in year))
     con.print(t)
     if out["warnings"]:

@@ -105,6 +105,6 @@ def test_import_up_to_the_demand_target_is_no_peak(town):
 def test_a_day_after_beyond_the_peak_stretches_the_horizon_to_two_days(town):
     # a 1 kW demand target: on the first step the day after the horizon needs far more than the stores hold
     low = town.model_copy(update={"grid": town.grid.model_copy(update={"demand_target_kw": 1.0})})
-    assert len(_first_horizons(low, 1)[0].grid_up) == 2 * 96
-    assert len(_first_horizons(low, 1, stretch=False)[0].grid_up) == 96
-    assert len(_first_horizons(town, 1)[0].grid_up) == 96  # an April day after within 250 kW: one day
+    assert len(_first_horizons(low, 1, stretch=True)[0].grid_up) == 2 * 96
+    assert len(_first_horizons(low, 1)[0].grid_up) == 96  # off by default
+    assert len(_first_horizons(town, 1, stretch=True)[0].grid_up) == 96  # an April day after within 250 kW

@@ -49,7 +49,8 @@ def compare(scenario: Scenario, days: int, *, seed: int | None = None, start: st
     ctl = Orchestrator(mode, horizon_h, scenario=scenario, grid=sim.grid, warnings=warnings)
     year["hotoku"] = _kpis(run(sim, ctl, "hotoku", progress=cb("hotoku")))
     year["hotoku"].update(solve_p95_s=ctl.solve_p95_s(), solve_mean_s=float(np.mean(ctl.solve_s)),
-                          solve_max_s=float(np.max(ctl.solve_s)), failed_solves=ctl.failed_solves)
+                          solve_max_s=float(np.max(ctl.solve_s)), failed_solves=ctl.failed_solves,
+                          stretched_share=ctl.stretched_steps / max(len(ctl.solve_s), 1))
     sim = Simulation(scenario, inputs=first.inputs)
     year["clairvoyant"] = _kpis(run_clairvoyant(sim, mode, progress=cb("clairvoyant")))
     return {"scenario": scenario.name, "days": days, "mode": str(Mode(mode).value), "horizon_h": horizon_h,

@@ -32,6 +32,7 @@ BACKLOG_HOURS = 6.0  # compute work may wait at most this long (in hours of its 
 PEAK_Z = 3.0  # planned import stays this many load-forecast spreads below the peak (the first period: scenarios)
 LONG_TRIP_CARS = 1  # per station, the fullest idle car is kept ready for the longest walk-up trip ...
 LONG_TRIP_SOC = 0.75  # ... about 165 km plus the reserve (the longest trip members book)
+LONG_TRIP_FREE_H = 12.0  # ... among cars booked by no one for this long (a long trip lasts up to a day)
 ISLAND_Z = 1.65  # without the grid, plan on PV and load each at their 5 % worst
 
 
@@ -41,7 +42,7 @@ class Orchestrator:
     def __init__(self, mode: Mode | str = Mode.GREEN, horizon_h: float = 24.0, *, scenario: Scenario | None = None,
                  grid: TimeGrid | None = None, warnings: Iterable[OutageWarning] = (), ready_soc: float = READY_SOC,
                  return_soc: float = RETURN_SOC, weights: Weights | None = None, warm_start: bool = True,
-                 use_day_ahead: bool = True, stretch: bool = True) -> None:
+                 use_day_ahead: bool = True, stretch: bool = False) -> None:
         if not 0 < horizon_h <= 48:
             raise ValueError("horizon_h must lie in (0, 48]")
         self.mode, self.horizon_h = Mode(mode), horizon_h
@@ -92,8 +93,9 @@ class Orchestrator:
             self._setup(obs)
         k, t = self.K, obs.step
         self._measure(obs)
-        # a day after the horizon that the stores cannot meet within the peak (a cloudy heat wave): plan over
-        # both days; a bound on the horizon's last stores is a poorer guide there than the LP itself
+        # ``stretch``: a day after the horizon that the stores cannot meet within the peak (a cloudy heat wave)
+        # is planned with the LP over both days instead of a bound on the last stores. Off by default: on the
+        # Odawara year it left the peak where the bound had it (267 kW against 265) at a longer runtime
         if self.stretch and self._day_after_kwh(obs, k).sum() > 0:
             k = 2 * k
             self.stretched_steps += 1
@@ -215,14 +217,17 @@ class Orchestrator:
 
     def _ready_floor(self, obs: Observation) -> np.ndarray:
         """Per car, the SOC below which it charges at once: low for most cars (a typical trip), high for the
-        ``LONG_TRIP_CARS`` fullest idle cars of each station, so a long trip booked at short notice finds a car
-        (the booking system would refuse it otherwise)."""
+        ``LONG_TRIP_CARS`` cars of each station free for a long trip (unbooked for ``LONG_TRIP_FREE_H``, else at
+        least 4 h; the fullest first), so a long trip booked at short notice finds a car (the booking system
+        would refuse it otherwise)."""
         s = obs.system
         floor = np.full(len(s.car_ids), self.ready_soc)
-        idle = obs.car_plugged & (obs.car_next_departure_step - obs.step > round(4 / s.step_h))
+        free_for = np.where(obs.car_plugged, obs.car_next_departure_step - obs.step, -1)
+        idle, long_free = free_for > round(4 / s.step_h), free_for > round(LONG_TRIP_FREE_H / s.step_h)
         for st in range(len(s.station_ids)):
             mine = np.flatnonzero((s.car_station == st) & idle)
-            floor[mine[np.argsort(-obs.car_soc[mine], kind="stable")[:LONG_TRIP_CARS]]] = LONG_TRIP_SOC
+            order = np.lexsort((-obs.car_soc[mine], ~long_free[mine]))  # free the longest, then the fullest
+            floor[mine[order[:LONG_TRIP_CARS]]] = LONG_TRIP_SOC
         return floor
 
     def forecast_errors(self) -> dict[str, dict[str, dict[str, float]]]:
