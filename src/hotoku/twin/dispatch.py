@@ -93,8 +93,9 @@ def _cut_toward_zero(p: np.ndarray, idx: np.ndarray, amount: float, sign: int) -
 
 def _hold_caps(bat: np.ndarray, idx: np.ndarray, lo: np.ndarray, hi: np.ndarray, residual: float,
                caps_kw: tuple[float | None, float | None]) -> float:
-    """Grid-limit mode: move the batteries ``idx`` (in place, toward their limits, shared by the room each has)
-    so that the import ``residual`` stays within (import cap, export cap); returns the new residual."""
+    """Move the batteries ``idx`` (in place, toward their limits, shared by the room each has) so that the
+    import ``residual`` stays within (import cap, export cap); returns the new residual. Grid-limit mode with
+    the grid up, grid-forming with caps of zero in an island."""
     imp_cap, exp_cap = caps_kw
     if imp_cap is not None and residual > imp_cap + EPS:
         room = bat[idx] - lo[idx]
@@ -182,20 +183,10 @@ def dispatch(plant: Plant, t: int, bat_req: np.ndarray, car_req: np.ndarray, com
         before = bat[tb].copy()
         residual = _hold_caps(bat, tb, blo, bhi, residual, caps_kw)
         reason[tb[np.abs(bat[tb] - before) > EPS]] = GRID_CAP
-    if not grid_up and len(plant.town_gf):
+    if not grid_up and len(plant.town_gf):  # grid-forming: the same move, with nothing to exchange
         gf = plant.town_gf
         before = bat[gf].copy()
-        if residual > EPS:
-            room = bat[gf] - blo[gf]
-            take = min(residual, float(room.sum()))
-            if take > EPS:
-                bat[gf] -= take * room / room.sum()
-        elif residual < -EPS:
-            room = bhi[gf] - bat[gf]
-            take = min(-residual, float(room.sum()))
-            if take > EPS:
-                bat[gf] += take * room / room.sum()
-        residual += float((bat[gf] - before).sum())
+        residual = _hold_caps(bat, gf, blo, bhi, residual, (0.0, 0.0))
         reason[gf[np.abs(bat[gf] - before) > EPS]] = ISLAND
     pv_used = pv_town_kw
     shelter_served = shelter_kw.astype(float).copy()
