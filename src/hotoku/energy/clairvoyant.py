@@ -24,7 +24,7 @@ from hotoku.energy.cars import known_bookings_bounds
 from hotoku.energy.model import DispatchModel, Horizon, Plan
 from hotoku.energy.network import Network
 from hotoku.energy.objective import Mode, Weights, weights_for
-from hotoku.energy.orchestrator import BACKLOG_HOURS
+from hotoku.energy.orchestrator import BACKLOG_HOURS, plan_setpoints
 from hotoku.energy.solver import LpSolver
 from hotoku.twin import Observation, Results, Setpoints, Simulation, run
 
@@ -79,15 +79,7 @@ class Clairvoyant:
             self._replan(obs)  # in an island every step: the grid-forming battery's drift must not add up
         j = t - self._from
         assert self._plan is not None and self._h is not None
-        p, h = self._plan, self._h
-        share = None
-        if not h.grid_up[j] or p.shed_kw[j] > 1e-6:
-            share = float(np.clip(1 - p.shed_kw[j] / max(h.noncritical_kw[j], 1e-9), 0.0, 1.0))
-        up = bool(h.grid_up[j] and obs.grid_available)
-        return Setpoints(battery_kw=p.battery_kw[:, j], car_kw=p.car_kw[:, j],
-                         compute_kw=p.compute_kw[s.compute_sites, j], noncritical_share=share,
-                         import_cap_kw=float(p.import_kw[j]) if up else None,
-                         export_cap_kw=float(p.export_kw[j]) if up else None)
+        return plan_setpoints(self._plan, self._h, j, obs)
 
     def _replan(self, obs: Observation) -> None:
         sim, t, w, net = self.sim, obs.step, self.w, self.net

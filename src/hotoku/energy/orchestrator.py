@@ -112,16 +112,9 @@ class Orchestrator:
         if plan is None:
             return self._fallback(obs, h)
         self.last = (t, plan, h)
-        car = np.where(obs.car_plugged, plan.car_kw[:, 0], 0.0)
-        share = None
-        if not h.grid_up[0] or plan.shed_kw[0] > 1e-6:
-            share = float(np.clip(1 - plan.shed_kw[0] / max(h.noncritical_kw[0], 1e-9), 0.0, 1.0))
-        self._prev_car_kw = car
-        up = bool(h.grid_up[0] and obs.grid_available)  # the batteries hold the plan's grid flow against surprises
-        return Setpoints(battery_kw=plan.battery_kw[:, 0], car_kw=car,
-                         compute_kw=plan.compute_kw[obs.system.compute_sites, 0], noncritical_share=share,
-                         import_cap_kw=float(plan.import_kw[0]) if up else None,
-                         export_cap_kw=float(plan.export_kw[0]) if up else None)
+        sp = plan_setpoints(plan, h, 0, obs)
+        self._prev_car_kw = np.asarray(sp.car_kw)
+        return sp
 
     def _measure(self, obs: Observation) -> None:
         """Turn the measurements of the step just ended into forecast updates, the peak and the work backlog."""
@@ -273,6 +266,20 @@ class Orchestrator:
         car = self.net.car_charge_kw * (obs.car_plugged & (obs.car_soc < self.net.car_soc_max)) * up
         self._prev_car_kw = car
         return Setpoints(car_kw=car, noncritical_share=None if up else 0.0)
+
+
+def plan_setpoints(plan: Plan, h: Horizon, j: int, obs: Observation) -> Setpoints:
+    """Period ``j`` of a plan as the twin's setpoints: device powers (cars only where plugged in), the share of
+    homes and buildings served where the plan sheds, and, with the grid up, the plan's grid flow as caps that
+    the batteries hold against what the forecast missed (grid-limit mode)."""
+    share = None
+    if not h.grid_up[j] or plan.shed_kw[j] > 1e-6:
+        share = float(np.clip(1 - plan.shed_kw[j] / max(h.noncritical_kw[j], 1e-9), 0.0, 1.0))
+    up = bool(h.grid_up[j] and obs.grid_available)
+    return Setpoints(battery_kw=plan.battery_kw[:, j], car_kw=np.where(obs.car_plugged, plan.car_kw[:, j], 0.0),
+                     compute_kw=plan.compute_kw[obs.system.compute_sites, j], noncritical_share=share,
+                     import_cap_kw=float(plan.import_kw[j]) if up else None,
+                     export_cap_kw=float(plan.export_kw[j]) if up else None)
 
 
 def _pad(a: np.ndarray, k: int) -> np.ndarray:

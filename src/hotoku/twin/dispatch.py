@@ -179,15 +179,12 @@ def dispatch(plant: Plant, t: int, bat_req: np.ndarray, car_req: np.ndarray, com
     inflow = float(np.where(flow > 0, flow * (1 - plant.site_link_loss), flow / (1 - plant.site_link_loss)).sum())
     residual = nc_served + float(shelter_kw.sum()) + float(car.sum()) + float(bat[tb].sum()) - pv_town_kw - inflow
     imp_lim, exp_lim = (plant.import_limit_kw, plant.export_limit_kw) if grid_up else (0.0, 0.0)
-    if grid_up and len(tb):
-        before = bat[tb].copy()
-        residual = _hold_caps(bat, tb, blo, bhi, residual, caps_kw)
-        reason[tb[np.abs(bat[tb] - before) > EPS]] = GRID_CAP
-    if not grid_up and len(plant.town_gf):  # grid-forming: the same move, with nothing to exchange
-        gf = plant.town_gf
-        before = bat[gf].copy()
-        residual = _hold_caps(bat, gf, blo, bhi, residual, (0.0, 0.0))
-        reason[gf[np.abs(bat[gf] - before) > EPS]] = ISLAND
+    # grid-limit mode with the grid up; in an island the grid-forming batteries, with nothing to exchange
+    follow, caps, why = (tb, caps_kw, GRID_CAP) if grid_up else (plant.town_gf, (0.0, 0.0), ISLAND)
+    if len(follow):
+        before = bat[follow].copy()
+        residual = _hold_caps(bat, follow, blo, bhi, residual, caps)
+        reason[follow[np.abs(bat[follow] - before) > EPS]] = why
     pv_used = pv_town_kw
     shelter_served = shelter_kw.astype(float).copy()
     town_served = nc_served + float(shelter_kw.sum())
