@@ -105,6 +105,24 @@ def test_import_up_to_the_demand_target_is_no_peak(town):
 def test_a_day_after_beyond_the_peak_stretches_the_horizon_to_two_days(town):
     # a 1 kW demand target: on the first step the day after the horizon needs far more than the stores hold
     low = town.model_copy(update={"grid": town.grid.model_copy(update={"demand_target_kw": 1.0})})
-    assert len(_first_horizons(low, 1, stretch=True)[0].grid_up) == 2 * 96
-    assert len(_first_horizons(low, 1)[0].grid_up) == 96  # off by default
-    assert len(_first_horizons(town, 1, stretch=True)[0].grid_up) == 96  # an April day after within 250 kW
+    assert _first_horizons(low, 1, stretch=True)[0].dt_h.sum() == 48
+    assert _first_horizons(low, 1)[0].dt_h.sum() == 24  # off by default
+    assert _first_horizons(town, 1, stretch=True)[0].dt_h.sum() == 24  # an April day after within 250 kW
+
+
+def test_the_first_hours_are_planned_step_by_step_and_the_rest_hourly(town):
+    h = _first_horizons(town, 1)[0]
+    assert list(h.dt_h) == [0.25] * 32 + [1.0] * 16
+    assert h.car_min_kwh.shape[1] == h.bat_min_kwh.shape[1] == len(h.pv_town_kw) == 48
+    # an hourly period carries the mean of its four steps' forecasts
+    fine = _first_horizons(town, 1, fine_h=None)[0]
+    assert list(fine.dt_h) == [0.25] * 96
+    np.testing.assert_allclose(h.price_jpy_per_kwh[32:], fine.price_jpy_per_kwh[32:].reshape(16, 4).mean(axis=1))
+    np.testing.assert_allclose(h.compute_kw[:, 32:], fine.compute_kw[:, 32:].reshape(-1, 16, 4).mean(axis=2))
+    # ... and a car leaving within an hourly period leaves at its start, with the trip's energy due before it
+    cars, steps = np.nonzero(fine.car_trip_kwh[:, 32:])
+    assert len(cars) > 0
+    for c, p in zip(cars, 32 + (steps // 4), strict=True):
+        assert h.car_trip_kwh[c, p] == fine.car_trip_kwh[c].sum()
+        assert h.car_plugged[c, :p].all() and not h.car_plugged[c, p:].any()
+        assert h.car_min_kwh[c, p - 1] >= h.car_trip_kwh[c, p]

@@ -74,7 +74,9 @@ def test_live_run_matches_offline_run(server: LiveServer, name: str) -> None:
         plan = client.entities("EnergySchedule")
         assert len(plan) == 1 and plan[0]["forStep"]["value"] == STEPS - 1
         sched = plan[0]["schedule"]["json"]
-        assert sched["periods"] == 96 and len(sched["gridImport"]) == 96
+        k = sched["periods"]  # the first 8 h step by step, then hourly periods
+        assert sum(sched["periodMinutes"]) == 24 * 60 and sched["periodMinutes"][:32] == [15.0] * 32
+        assert len(sched["gridImport"]) == len(sched["pvForecast"]) == k == 32 + 16
         assert set(sched["vehiclePower"]) == set(live_sim.system.car_ids)
         assert plan[0]["plannedImport"]["value"] == pytest.approx(sched["gridImport"][0])
         # the plan's first period is what was applied: its fleet power equals the sum of the car setpoints

@@ -3,7 +3,7 @@
 No FIWARE Smart Data Model describes a town's dispatch schedule, so this is hotoku's own type,
 ``EnergySchedule``: one entity per town, replaced every step. Its scalar properties (mode, planned import now,
 planned peak, solve time) can be queried and kept in the temporal history; the per-period series sit in one
-JsonProperty ``schedule`` (period length, then equal-length lists), as the twin's forecast does.
+JsonProperty ``schedule`` (each period's length, then equal-length lists), as the twin's forecast does.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ def _r(a: np.ndarray) -> list[float]:
     return [round(float(x), 3) for x in np.asarray(a).ravel()]
 
 
-def plan_entity(town: str, step: int, period_minutes: float, mode: str, plan: Plan, h: Horizon,
+def plan_entity(town: str, step: int, period_minutes: np.ndarray, mode: str, plan: Plan, h: Horizon,
                 battery_ids: tuple[str, ...], car_ids: tuple[str, ...], solve_s: float, at: str) -> dict[str, Any]:
-    """The plan made at ``step``: grid flows, forecasts, each battery's and car's power and energy per period."""
+    """The plan made at ``step``: grid flows, forecasts, each battery's and car's power and energy per period
+    (periods of ``period_minutes``: the first hours step by step, then longer)."""
     k = plan.battery_charge_kw.shape[1]
     schedule = {
-        "periodMinutes": period_minutes, "periods": k,
+        "periodMinutes": _r(period_minutes), "periods": k,
         "pvForecast": _r(h.pv_town_kw + h.pv_site_kw.sum(axis=0)),
         "loadForecast": _r(h.noncritical_kw + h.shelter_kw.sum(axis=0)),
         "price": _r(h.price_jpy_per_kwh), "gridAvailable": [bool(x) for x in h.grid_up],
