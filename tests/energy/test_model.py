@@ -90,3 +90,26 @@ def test_booking_energy_is_kept_but_not_forced_while_the_grid_is_down():
     # the trip's energy is kept (all the car has, if less) and none of it fed to the grid; nothing is forced in
     assert [down.min_kwh[0, 5], down.min_kwh[1, 2]] == pytest.approx([20 * 1.05 + 0.12 * 40, 2.0])
     assert np.all(down.min_kwh[:, :3] <= np.array([[30.0], [2.0]]))
+
+
+def test_an_uncertain_first_period_still_stores_its_surplus_at_once():
+    """5 kWh of room, PV surplus in hours 1 and 2, evening load after. The first hour's net load is uncertain
+    (spread 1 kW), but the batteries take up its error in grid-limit mode: the plan stores at once (ties go
+    to charging early) rather than waiting for the second hour, and plans no import."""
+    net = network(batteries=1)
+    h = horizon(net, pv=[5, 5, 0, 0], load=[0, 0, 5, 5], price=[30] * 4, bat_kwh=5.0)
+    h.spread_kw = 1.0
+    p = solve(net, h, GREEN.scaled(later_charge_per_kwh_h=1e-4))
+    assert p.battery_charge_kw[0] == pytest.approx([5, 0, 0, 0], abs=1e-6)
+    assert p.import_kw == pytest.approx([0, 0, 0, 0], abs=1e-6)
+
+
+def test_the_peak_covers_a_surprise_in_the_first_period():
+    """4 kW of load now, spread 2 kW, no store: the planned peak covers 4 + 2.5 x 2 = 9 kW, at no cost to the plan."""
+    net = network()
+    h = horizon(net, pv=[0, 0], load=[4, 1], price=[30] * 2)
+    h.spread_kw = 2.0
+    model = DispatchModel(net, np.full(2, net.step_h))
+    x, _ = LpSolver(model.A).solve(*model.bounds_and_costs(h, GREEN.scaled(peak_per_kw=1.0)))
+    assert x[model.cols.idx("peak")[0, 0]] == pytest.approx(9.0, abs=1e-6)
+    assert model.plan(x, 0.0).import_kw == pytest.approx([4, 1], abs=1e-6)
