@@ -260,7 +260,7 @@ class Orchestrator:
         if self.last is None:
             return []
         step, plan, h = self.last
-        minutes = (h.dt_h if h.dt_h is not None else np.full(len(h.grid_up), self.net.step_h)) * 60
+        minutes = _period_h(h, self.net.step_h) * 60
         return [plan_entity(town, step, minutes, self.mode.value, plan, h, self.system.battery_ids,
                             self.system.car_ids, self.solve_s[-1], at)]
 
@@ -277,7 +277,7 @@ class Orchestrator:
         return self._lps[key]
 
     def _solve(self, h: Horizon) -> Plan | None:
-        model, solver = self._lp(h.dt_h if h.dt_h is not None else np.full(len(h.grid_up), self.net.step_h))
+        model, solver = self._lp(_period_h(h, self.net.step_h))
         cost, lo, hi, rlo, rhi = model.bounds_and_costs(h, self.w)
         try:
             x, obj = solver.solve(cost, lo, hi, rlo, rhi)
@@ -310,6 +310,11 @@ def plan_setpoints(plan: Plan, h: Horizon, j: int, obs: Observation) -> Setpoint
                      compute_kw=plan.compute_kw[obs.system.compute_sites, j], noncritical_share=share,
                      import_cap_kw=float(plan.import_kw[j]) if up else None,
                      export_cap_kw=float(plan.export_kw[j]) if up else None)
+
+
+def _period_h(h: Horizon, step_h: float) -> np.ndarray:
+    """The horizon's period lengths in hours (one step each where it does not say)."""
+    return h.dt_h if h.dt_h is not None else np.full(len(h.grid_up), step_h)
 
 
 def _pad(a: np.ndarray, k: int) -> np.ndarray:
