@@ -98,17 +98,15 @@ def _hold_caps(bat: np.ndarray, idx: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     the grid up, grid-forming with caps of zero in an island."""
     imp_cap, exp_cap = caps_kw
     if imp_cap is not None and residual > imp_cap + EPS:
-        room = bat[idx] - lo[idx]
-        take = min(residual - imp_cap, float(room.sum()))
-        if take > EPS:
-            bat[idx] -= take * room / room.sum()
-            residual -= take
+        sign, excess, room = -1.0, residual - imp_cap, bat[idx] - lo[idx]  # discharge, or charge less
     elif exp_cap is not None and residual < -exp_cap - EPS:
-        room = hi[idx] - bat[idx]
-        take = min(-exp_cap - residual, float(room.sum()))
-        if take > EPS:
-            bat[idx] += take * room / room.sum()
-            residual += take
+        sign, excess, room = 1.0, -exp_cap - residual, hi[idx] - bat[idx]  # charge, or discharge less
+    else:
+        return residual
+    take = min(excess, float(room.sum()))
+    if take > EPS:
+        bat[idx] += sign * take * room / room.sum()
+        residual += sign * take
     return residual
 
 
